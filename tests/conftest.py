@@ -1,0 +1,34 @@
+"""Shared fixtures: a tiny LLaVA built from config classes with a hand-made vocabulary (no shapes needed)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+WORDS = "a red green blue circle square at the top left right center . ? is there yes no describe image".split()
+
+
+@pytest.fixture(scope="session")
+def tiny_parts():
+    """(model, processor) of a very small LLaVA; 32x32 images, patch 8 -> 16 image tokens."""
+    from vlmalign.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
+    from vlmalign.models.tokenizer import train_word_tokenizer
+
+    tokenizer = train_word_tokenizer([" ".join(WORDS)], extra_words=[*WORDS, "user", "assistant", ":"])
+    spec = TinyLlavaSpec(image_size=32, patch_size=8, vision_hidden=32, vision_layers=1, vision_heads=2,
+                         text_hidden=32, text_layers=2, text_heads=2, max_positions=128)
+    return build_tiny_llava(spec, tokenizer, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_parts, tmp_path_factory):
+    """The fixture model saved in HF format, as a hub checkpoint would be on disk."""
+    model, processor = tiny_parts
+    path = tmp_path_factory.mktemp("tiny_llava")
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path

@@ -1,0 +1,46 @@
+"""The term interface and the weighted composite, without a model."""
+
+import pytest
+import torch
+
+from vlmalign.errors import ConfigError
+from vlmalign.models.logprobs import ResponseLogProbs
+from vlmalign.objectives import Objective, SFTTerm
+from vlmalign.objectives.base import ObjectiveOutput, ObjectiveTerm
+
+
+class _NeedsRef(ObjectiveTerm):
+    views = ("chosen", "rejected")
+    needs_reference = True
+
+    def __call__(self, logps, ref):
+        return ObjectiveOutput(logps["rejected"].sum.mean() - ref["rejected"].sum.mean())
+
+
+def _logps(*values, count=2):
+    return ResponseLogProbs(torch.tensor(values), torch.full((len(values),), count))
+
+
+def test_sft_is_token_mean_nll_over_the_batch():
+    out = Objective({"sft": SFTTerm()})({"chosen": ResponseLogProbs(torch.tensor([-2.0, -4.0]), torch.tensor([1, 3]))})
+    assert out.loss.item() == pytest.approx(6.0 / 4)
+    assert out.metrics["loss/sft"].item() == pytest.approx(1.5)
+
+
+def test_weights_views_and_reference_flags_compose():
+    objective = Objective({"sft": SFTTerm(weight=0.5), "other": _NeedsRef(weight=2.0), "off": SFTTerm(weight=0.0,
+                                                                                                    view="x")})
+    assert objective.views == ("chosen", "rejected")
+    assert objective.needs_reference and "off" not in objective.terms
+    logps = {"chosen": _logps(-2.0, -2.0), "rejected": _logps(-3.0, -5.0)}
+    out = objective(logps, {"rejected": _logps(-1.0, -1.0)})
+    assert out.loss.item() == pytest.approx(0.5 * 1.0 + 2.0 * (-4.0 + 1.0))
+
+
+def test_missing_reference_and_empty_objective_are_config_errors():
+    with pytest.raises(ConfigError, match="reference=none"):
+        Objective({"x": _NeedsRef()})({"chosen": _logps(-1.0), "rejected": _logps(-1.0)}, None)
+    with pytest.raises(ConfigError, match="empty"):
+        Objective({})
+    with pytest.raises(ConfigError, match="weight 0"):
+        Objective({"sft": SFTTerm(weight=0.0)})

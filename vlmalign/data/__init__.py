@@ -1,0 +1,1 @@
+"""Datasets, collation and datamodules."""

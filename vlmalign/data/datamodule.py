@@ -1,0 +1,72 @@
+"""LightningDataModule for the shapes world."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from vlmalign.data.collate import MultiViewCollator
+from vlmalign.data.encoding import SequenceEncoder
+from vlmalign.data.shapes_sft import ShapesSFTDataset
+from vlmalign.errors import ConfigError
+
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 24, 1024
+
+
+class ShapesDataModule(pl.LightningDataModule):
+    """Train/val splits of shapes examples; the test split is the evaluator's."""
+
+    def __init__(
+        self,
+        processor,
+        views: tuple[str, ...] = ("chosen",),
+        num_train_scenes: int = 8000,
+        num_val_scenes: int = 128,
+        world_seed: int = 0,
+        min_objects: int = 1,
+        max_objects: int = 3,
+        image_size: int = 64,
+        max_length: int = 160,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        shuffle_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+            raise ConfigError(
+                f"data.image_size={image_size} is out of range: shapes images must be "
+                f"{MIN_IMAGE_SIZE}..{MAX_IMAGE_SIZE} pixels (it normally interpolates model.image_size)"
+            )
+        if not 1 <= min_objects <= max_objects <= 9:
+            raise ConfigError(
+                f"data.min_objects={min_objects}, data.max_objects={max_objects}: need 1 <= min <= max <= 9 "
+                "(one object per cell of the 3x3 grid)"
+            )
+        if batch_size < 1 or num_train_scenes < 1:
+            raise ConfigError(f"data.batch_size={batch_size} and data.num_train_scenes={num_train_scenes} must be >= 1")
+        self.encoder = SequenceEncoder(processor, max_length)
+        self.collator = MultiViewCollator(processor.tokenizer.pad_token_id, tuple(views))
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.shuffle_seed = shuffle_seed
+        common = dict(world_seed=world_seed, min_objects=min_objects, max_objects=max_objects, image_size=image_size)
+        self.train_set = ShapesSFTDataset(self.encoder, "train", num_train_scenes, **common)
+        self.val_set = ShapesSFTDataset(self.encoder, "val", num_val_scenes, **common)
+
+    def _loader(self, dataset, shuffle: bool) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.shuffle_seed) if shuffle else None
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            collate_fn=self.collator,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)

@@ -1,0 +1,56 @@
+"""SFT examples from the shapes world: one caption and one question per scene.
+
+Captions teach description (scored by CHAIR/Cover); questions (existence, attribute, count,
+spatial) teach the yes/no answering that POPE probes. Everything is a function of
+(world_seed, split, index), so any example can be regenerated exactly, in any process.
+"""
+
+from __future__ import annotations
+
+import random
+from functools import cached_property
+
+from torch.utils.data import Dataset
+
+from vlmalign.data.encoding import EncodedExample, SequenceEncoder
+from vlmalign.data.shapes import CAPTION_PROMPTS, Scene, describe, generate_scenes, questions, render_scene
+
+
+class ShapesSFTDataset(Dataset):
+    def __init__(
+        self,
+        encoder: SequenceEncoder,
+        split: str,
+        num_scenes: int,
+        world_seed: int,
+        min_objects: int,
+        max_objects: int,
+        image_size: int,
+    ) -> None:
+        self.encoder = encoder
+        self.split = split
+        self.num_scenes = num_scenes
+        self.world_seed = world_seed
+        self.min_objects, self.max_objects = min_objects, max_objects
+        self.image_size = image_size
+
+    @cached_property
+    def scenes(self) -> list[Scene]:
+        return generate_scenes(self.split, self.num_scenes, self.world_seed, self.min_objects, self.max_objects)
+
+    def __len__(self) -> int:
+        return 2 * self.num_scenes
+
+    def text_for(self, index: int) -> tuple[Scene, str, str]:
+        """(scene, prompt, response) of example ``index``: even = caption, odd = question."""
+        scene = self.scenes[index // 2]
+        rng = random.Random(f"{self.world_seed}:{self.split}:sft:{index}")
+        if index % 2 == 0:
+            return scene, rng.choice(CAPTION_PROMPTS), describe(scene, rng)
+        _, question, answer = rng.choice(questions(scene, rng))
+        return scene, question, answer
+
+    def __getitem__(self, index: int) -> EncodedExample:
+        scene, prompt, response = self.text_for(index)
+        image = render_scene(scene, self.image_size)
+        return self.encoder.encode(f"{scene.image_id}#{index % 2}", image, prompt, {"chosen": response})

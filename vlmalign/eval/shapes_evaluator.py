@@ -1,0 +1,82 @@
+"""Exact hallucination evaluation on held-out shapes scenes: CHAIR, Cover and POPE.
+
+Captions are generated greedily and scored against the scene (no learned judge). POPE probes ask
+"is there a {color} {shape} in the image ?" with balanced yes/no labels under random, popular and
+adversarial negative sampling; a probe shared by several samplings is answered once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from vlmalign.data.shapes import CAPTION_PROMPTS, Scene, generate_scenes, parse_yes_no, render_scene
+from vlmalign.eval.generation import generate_responses
+from vlmalign.eval.hallucination import caption_metrics
+from vlmalign.eval.pope import POPE_SAMPLINGS, build_pope_probes, pope_metrics
+from vlmalign.models.backbone import VisionLanguageBackbone
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    samples: list[dict]  # one per image: image_id, objects, prompt, response
+
+
+class ShapesEvaluator:
+    def __init__(
+        self,
+        split: str = "test",
+        num_scenes: int = 300,
+        world_seed: int = 0,
+        min_objects: int = 1,
+        max_objects: int = 3,
+        image_size: int = 64,
+        prompt: str = CAPTION_PROMPTS[0],
+        max_new_tokens: int = 48,
+        batch_size: int = 64,
+        pope_samplings: tuple[str, ...] = POPE_SAMPLINGS,
+        pope_seed: int = 0,
+    ) -> None:
+        self.split, self.num_scenes, self.world_seed = split, num_scenes, world_seed
+        self.min_objects, self.max_objects, self.image_size = min_objects, max_objects, image_size
+        self.prompt, self.max_new_tokens, self.batch_size = prompt, max_new_tokens, batch_size
+        self.pope_samplings, self.pope_seed = tuple(pope_samplings), pope_seed
+
+    @cached_property
+    def scenes(self) -> list[Scene]:
+        return generate_scenes(self.split, self.num_scenes, self.world_seed, self.min_objects, self.max_objects)
+
+    @cached_property
+    def images(self) -> dict:
+        return {scene.image_id: render_scene(scene, self.image_size) for scene in self.scenes}
+
+    def _generate(self, backbone, image_ids: list[str], prompts: list[str], max_new_tokens: int) -> list[str]:
+        images = [self.images[i] for i in image_ids]
+        return generate_responses(backbone, images, prompts, max_new_tokens, self.batch_size)
+
+    def evaluate(self, backbone: VisionLanguageBackbone) -> EvalResult:
+        ids = [scene.image_id for scene in self.scenes]
+        captions = self._generate(backbone, ids, [self.prompt] * len(ids), self.max_new_tokens)
+        metrics = dict(caption_metrics(zip(self.scenes, captions)))
+        metrics.update(self._pope(backbone))
+        samples = [
+            {"image_id": s.image_id, "objects": s.to_dict()["objects"], "prompt": self.prompt, "response": c}
+            for s, c in zip(self.scenes, captions)
+        ]
+        return EvalResult(metrics, samples)
+
+    def _pope(self, backbone) -> dict[str, float]:
+        if not self.pope_samplings:
+            return {}
+        probes = {s: build_pope_probes(self.scenes, s, seed=self.pope_seed) for s in self.pope_samplings}
+        unique = sorted({(p.image_id, p.question) for ps in probes.values() for p in ps})
+        replies = self._generate(backbone, [i for i, _ in unique], [q for _, q in unique], max_new_tokens=1)
+        answer = {key: parse_yes_no(reply) for key, reply in zip(unique, replies)}
+        metrics: dict[str, float] = {}
+        for sampling, ps in probes.items():
+            result = pope_metrics([p.label for p in ps], [answer[(p.image_id, p.question)] for p in ps])
+            metrics.update({f"pope/{sampling}/{k}": v for k, v in result.items()})
+        metrics["pope/f1"] = sum(metrics[f"pope/{s}/f1"] for s in probes) / len(probes)
+        metrics["pope/accuracy"] = sum(metrics[f"pope/{s}/accuracy"] for s in probes) / len(probes)
+        return metrics

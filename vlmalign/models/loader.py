@@ -1,0 +1,109 @@
+"""Backbone loading: the tiny offline builder and HF checkpoints share one path.
+
+``tiny_llava_backbone`` builds the shapes-world model once, saves it with ``save_pretrained`` into a
+fingerprinted cache directory (atomically, under a lock, so concurrent sweep members agree) and then
+loads it exactly as a hub checkpoint is loaded: ``load_backbone(path)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers.utils import logging as hf_logging
+
+from vlmalign.errors import ConfigError
+from vlmalign.models.backbone import VisionLanguageBackbone
+from vlmalign.models.lora import LoraSettings, apply_lora
+from vlmalign.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
+from vlmalign.models.tokenizer import train_word_tokenizer
+from vlmalign.utils.files import atomic_directory, fingerprint, locked
+
+hf_logging.disable_progress_bar()
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TINY_BUILD_VERSION = 1  # bump when the builder changes what it writes
+
+
+def _dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ConfigError(f"model.dtype={name!r} is not one of {sorted(DTYPES)}")
+    return DTYPES[name]
+
+
+def load_backbone(
+    name_or_path: str,
+    dtype: str = "float32",
+    lora: LoraSettings | dict | None = None,
+    trust_remote_code: bool = False,
+    gradient_checkpointing: bool = False,
+    image_size: int | None = None,
+) -> VisionLanguageBackbone:
+    """Load any image-text-to-text checkpoint (hub id or local directory) and its processor.
+
+    ``image_size`` is the model config's one home for the input resolution (data and eval
+    interpolate it); the processor resizes to its own size, so it is not passed on.
+    """
+    local = Path(name_or_path).expanduser()
+    if not local.exists() and (name_or_path.startswith((".", "/", "~")) or os.sep in name_or_path.strip("/").split("/", 1)[-1]):
+        raise ConfigError(f"model.name_or_path={name_or_path!r}: no such local directory")
+    source = str(local) if local.exists() else name_or_path
+    try:
+        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
+        model = AutoModelForImageTextToText.from_pretrained(
+            source, dtype=_dtype(dtype), trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"model.name_or_path={name_or_path!r} could not be loaded as an image-text-to-text checkpoint "
+            f"(local directory or hub id; offline machines need a local copy): {error}"
+        ) from error
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    settings = LoraSettings(**lora) if isinstance(lora, dict) else lora
+    if settings is not None and settings.enabled:
+        model = apply_lora(model, settings)
+    return VisionLanguageBackbone(model, processor, name=name_or_path)
+
+
+def build_shapes_tokenizer():
+    """Word-level tokenizer over the shapes world's closed vocabulary."""
+    from vlmalign.data.shapes import corpus, vocabulary
+
+    return train_word_tokenizer(corpus(), extra_words=[*vocabulary(), "user", "assistant", ":"])
+
+
+def ensure_tiny_llava_checkpoint(cache_dir: str | Path, spec: TinyLlavaSpec, seed: int = 0) -> Path:
+    """Build-or-reuse the tiny checkpoint directory; its name fingerprints everything that shapes it."""
+    from vlmalign.data.shapes import vocabulary
+
+    key = fingerprint({"spec": spec.to_dict(), "seed": seed, "vocab": vocabulary(), "v": TINY_BUILD_VERSION})
+    target = Path(cache_dir).expanduser() / f"tiny_llava-{key}"
+    with locked(target):
+        if not (target / "config.json").exists():
+            model, processor = build_tiny_llava(spec, build_shapes_tokenizer(), seed=seed)
+            with atomic_directory(target) as scratch:
+                model.save_pretrained(scratch)
+                processor.save_pretrained(scratch)
+    return target
+
+
+def tiny_llava_backbone(
+    cache_dir: str,
+    seed: int = 0,
+    dtype: str = "float32",
+    lora: LoraSettings | dict | None = None,
+    gradient_checkpointing: bool = False,
+    **spec_fields,
+) -> VisionLanguageBackbone:
+    """The shapes-world backbone, built offline on first use, then loaded like any checkpoint."""
+    try:
+        spec = TinyLlavaSpec(**spec_fields)
+    except TypeError as error:
+        raise ConfigError(f"model: {error}; allowed keys: {sorted(TinyLlavaSpec.__dataclass_fields__)}") from error
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    path = ensure_tiny_llava_checkpoint(cache_dir, spec, seed)
+    return load_backbone(str(path), dtype=dtype, lora=lora, gradient_checkpointing=gradient_checkpointing)

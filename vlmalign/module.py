@@ -1,0 +1,89 @@
+"""AlignmentModule: runs the forward passes the objective asks for, calls it, logs.
+
+One LightningModule for every objective (DESIGN.md rule 3). Per step it encodes each distinct image
+once, runs all requested views (chosen, rejected, ...) in one concatenated forward, and hands the
+per-view response log-probs to the objective, together with the reference policy's when needed.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from vlmalign.errors import ConfigError
+from vlmalign.models.backbone import VisionLanguageBackbone
+from vlmalign.models.logprobs import ResponseLogProbs
+from vlmalign.objectives.base import Objective, ObjectiveOutput
+from vlmalign.reference.base import NoReference, ReferencePolicy
+
+
+def view_logps(backbone: VisionLanguageBackbone, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseLogProbs]:
+    """Response log-probs of every view in one forward; images encoded once and shared by index."""
+    missing = [v for v in views if v not in batch["views"]]
+    if missing:
+        raise ConfigError(f"the objective needs views {missing} but the data provides {sorted(batch['views'])}")
+    features = backbone.encode_images(batch["pixel_values"])
+    parts = [batch["views"][v] for v in views]
+    image_index = torch.cat([p["image_index"] for p in parts]).tolist()
+    logps = backbone.response_logps(
+        input_ids=torch.cat([p["input_ids"] for p in parts]),
+        attention_mask=torch.cat([p["attention_mask"] for p in parts]),
+        labels=torch.cat([p["labels"] for p in parts]),
+        image_features=[features[i] for i in image_index],
+    )
+    out, start = {}, 0
+    for view, part in zip(views, parts):
+        rows = part["input_ids"].shape[0]
+        out[view] = logps[start : start + rows]
+        start += rows
+    return out
+
+
+class AlignmentModule(pl.LightningModule):
+    def __init__(
+        self,
+        backbone: VisionLanguageBackbone,
+        objective: Objective,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        reference: ReferencePolicy | None = None,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.objective = objective
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.reference = reference if reference is not None else NoReference()
+        self.reference.setup(self)
+
+    def step(self, batch: dict) -> ObjectiveOutput:
+        views = self.objective.views
+        logps = view_logps(self.backbone, batch, views)
+        ref = self.reference.logps(batch, views) if self.objective.needs_reference else None
+        return self.objective(logps, ref)
+
+    def _log_output(self, stage: str, out: ObjectiveOutput, batch_size: int) -> None:
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", out.loss.detach(), prog_bar=True, on_step=on_step, on_epoch=not on_step,
+                 batch_size=batch_size)
+        metrics = {f"{stage}/{k}": v for k, v in out.metrics.items()}
+        self.log_dict(metrics, on_step=on_step, on_epoch=not on_step, batch_size=batch_size)
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        out = self.step(batch)
+        self._log_output("train", out, len(batch["sample_ids"]))
+        return out.loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._log_output("val", self.step(batch), len(batch["sample_ids"]))
+
+    def configure_optimizers(self):
+        params = [p for p in self.backbone.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer, num_training_steps=int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,79 @@
+"""The objective-term interface (DESIGN.md rule 1) and the weighted composite (rule 2).
+
+A term is a pure function of response log-probs: it declares which *views* (chosen, rejected,
+chosen_corrupted, ...) it needs and whether it needs a reference policy, and never touches the
+model, optimizer or distributed code. The module computes each requested view once per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Mapping
+
+import torch
+from torch import Tensor
+
+from vlmalign.errors import ConfigError
+from vlmalign.models.logprobs import ResponseLogProbs
+
+LogProbs = Mapping[str, ResponseLogProbs]
+
+
+@dataclass
+class ObjectiveOutput:
+    loss: Tensor
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+
+
+class ObjectiveTerm:
+    """Base class: hyper-parameters in ``__init__``, maths in ``__call__``."""
+
+    views: ClassVar[tuple[str, ...]] = ("chosen",)
+    needs_reference: ClassVar[bool] = False
+
+    def __init__(self, weight: float = 1.0) -> None:
+        self.weight = float(weight)
+
+    def __call__(self, logps: LogProbs, ref: LogProbs | None) -> ObjectiveOutput:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Objective:
+    """Weighted sum of named terms: L = Σ_k w_k L_k. Zero-weight terms are dropped, views and all."""
+
+    def __init__(self, terms: Mapping[str, ObjectiveTerm]) -> None:
+        if not terms:
+            raise ConfigError("objective.terms is empty: name at least one term (e.g. objective=sft)")
+        for name, term in terms.items():
+            if not isinstance(term, ObjectiveTerm):
+                raise ConfigError(f"objective.terms.{name} is a {type(term).__name__}, not an ObjectiveTerm")
+        self.terms = {name: term for name, term in terms.items() if term.weight != 0.0}
+        if not self.terms:
+            raise ConfigError("every term in objective.terms has weight 0: nothing to optimise")
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        ordered: dict[str, None] = {}
+        for term in self.terms.values():
+            ordered.update(dict.fromkeys(term.views))
+        return tuple(ordered)
+
+    @property
+    def needs_reference(self) -> bool:
+        return any(term.needs_reference for term in self.terms.values())
+
+    def __call__(self, logps: LogProbs, ref: LogProbs | None = None) -> ObjectiveOutput:
+        if self.needs_reference and ref is None:
+            raise ConfigError(
+                f"objective terms {[n for n, t in self.terms.items() if t.needs_reference]} need a reference "
+                "policy but reference=none; choose reference=frozen, lora_disabled or precomputed"
+            )
+        total = torch.zeros((), device=next(iter(logps.values())).sum.device)
+        metrics: dict[str, Tensor] = {}
+        for name, term in self.terms.items():
+            out = term(logps, ref)
+            total = total + term.weight * out.loss
+            metrics[f"loss/{name}"] = out.loss.detach()
+            for key, value in out.metrics.items():
+                metrics.setdefault(key, value.detach())
+        return ObjectiveOutput(total, metrics)
