@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vlmalign.errors import VlmalignError
 from vlmalign.module import AlignmentModule
+from vlmalign.optim import build_optimizer_factory
 from vlmalign.utils.instantiate import build
 from vlmalign.utils.reporting import print_metrics_table, write_results
 
@@ -34,7 +35,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = AlignmentModule(
         backbone,
         objective,
-        optimizer=build(cfg.optimizer, "optimizer"),
+        optimizer=build_optimizer_factory(cfg.optimizer),
         scheduler=build(cfg.scheduler, "scheduler"),
         reference=build(cfg.reference, "reference"),
     )

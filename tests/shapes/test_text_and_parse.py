@@ -5,8 +5,18 @@ import random
 import pytest
 
 from vlmalign.data.shapes import (
-    Mention, Scene, ShapeObject, corpus, describe, generate_scenes, parse_count, parse_mentions, parse_yes_no,
-    questions, render_caption, vocabulary,
+    Mention,
+    Scene,
+    ShapeObject,
+    corpus,
+    describe,
+    generate_scenes,
+    parse_count,
+    parse_mentions,
+    parse_yes_no,
+    questions,
+    render_caption,
+    vocabulary,
 )
 
 RED_CIRCLE = ShapeObject("circle", "red", "large", "top left")

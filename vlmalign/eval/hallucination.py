@@ -8,8 +8,8 @@ shape. Matched mentions are also checked for size and position.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from vlmalign.data.shapes.parse import Mention, parse_count, parse_mentions
 from vlmalign.data.shapes.world import Scene, ShapeObject

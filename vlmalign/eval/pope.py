@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from vlmalign.data.shapes.world import COLORS, SHAPES, Scene
 
@@ -65,9 +65,9 @@ def pope_metrics(labels: Sequence[bool], answers: Sequence[bool | None]) -> dict
     if len(labels) != len(answers):
         raise ValueError(f"{len(labels)} labels but {len(answers)} answers")
     said_yes = [a is True for a in answers]
-    tp = sum(y and l for y, l in zip(said_yes, labels))
-    fp = sum(y and not l for y, l in zip(said_yes, labels))
-    fn = sum(not y and l for y, l in zip(said_yes, labels))
+    tp = sum(y and truth for y, truth in zip(said_yes, labels))
+    fp = sum(y and not truth for y, truth in zip(said_yes, labels))
+    fn = sum(not y and truth for y, truth in zip(said_yes, labels))
     tn = len(labels) - tp - fp - fn
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0

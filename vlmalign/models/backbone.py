@@ -48,7 +48,9 @@ class VisionLanguageBackbone(nn.Module):
         self, input_ids: Tensor, attention_mask: Tensor, labels: Tensor, image_features: list[Tensor]
     ) -> ResponseLogProbs:
         """Summed response log-probs; row i uses ``image_features[i]`` for its image placeholders."""
-        encoder_outputs = {"image": BaseModelOutputWithPooling(pooler_output=image_features)} if image_features else None
+        encoder_outputs = None
+        if image_features:
+            encoder_outputs = {"image": BaseModelOutputWithPooling(pooler_output=image_features)}
         hidden = self.core.model(
             input_ids=input_ids, attention_mask=attention_mask, mm_encoder_outputs=encoder_outputs
         ).last_hidden_state

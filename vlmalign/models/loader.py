@@ -7,7 +7,7 @@ loads it exactly as a hub checkpoint is loaded: ``load_backbone(path)``.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -33,6 +33,15 @@ def _dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
+def _lora_settings(lora: LoraSettings | Mapping | None) -> LoraSettings | None:
+    if lora is None or isinstance(lora, LoraSettings):
+        return lora
+    try:
+        return LoraSettings(**dict(lora))
+    except TypeError as error:
+        raise ConfigError(f"model.lora: {error}; allowed keys: {sorted(LoraSettings.__dataclass_fields__)}") from error
+
+
 def load_backbone(
     name_or_path: str,
     dtype: str = "float32",
@@ -47,7 +56,8 @@ def load_backbone(
     interpolate it); the processor resizes to its own size, so it is not passed on.
     """
     local = Path(name_or_path).expanduser()
-    if not local.exists() and (name_or_path.startswith((".", "/", "~")) or os.sep in name_or_path.strip("/").split("/", 1)[-1]):
+    looks_local = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+    if not local.exists() and looks_local:
         raise ConfigError(f"model.name_or_path={name_or_path!r}: no such local directory")
     source = str(local) if local.exists() else name_or_path
     try:
@@ -62,7 +72,7 @@ def load_backbone(
         ) from error
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    settings = LoraSettings(**lora) if isinstance(lora, dict) else lora
+    settings = _lora_settings(lora)
     if settings is not None and settings.enabled:
         model = apply_lora(model, settings)
     return VisionLanguageBackbone(model, processor, name=name_or_path)

@@ -7,8 +7,9 @@ model, optimizer or distributed code. The module computes each requested view on
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 import torch
 from torch import Tensor

@@ -22,7 +22,8 @@ def build(node: DictConfig | None, key: str, **kwargs: Any) -> Any:
         return None
     missing = sorted(OmegaConf.missing_keys(node))
     if missing:
-        raise ConfigError(f"{key}: required values are missing (set them with overrides): {[f'{key}.{m}' for m in missing]}")
+        names = [f"{key}.{m}" for m in missing]
+        raise ConfigError(f"{key}: required values are missing (set them with overrides): {names}")
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as error:

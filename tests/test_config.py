@@ -1,0 +1,108 @@
+"""Every option of every config group composes and instantiates; bad config gives clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from hydra.errors import MissingConfigException
+from omegaconf import OmegaConf
+
+from tests.hydra_utils import CONF, compose_train, group_options
+from vlmalign.errors import ConfigError
+from vlmalign.optim import build_optimizer_factory
+from vlmalign.utils.instantiate import build
+
+GROUPS = ["model", "data", "objective", "reference", "optimizer", "scheduler", "trainer", "strategy", "logger",
+          "callbacks", "eval", "paths", "experiment", "hparams_search"]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def processor(cache_dir, tmp_path_factory):
+    cfg = compose_train([], tmp_path_factory.mktemp("out"), cache_dir)
+    return build(cfg.model, "model").processor
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_option_composes_and_resolves(group, tmp_path, cache_dir):
+    options = group_options(group)
+    assert options, f"conf/{group}/ has no options"
+    for option in options:
+        cfg = compose_train([f"{group}={option}"], tmp_path, cache_dir)
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=group != "model")
+
+
+def test_every_buildable_option_instantiates(tmp_path, cache_dir, processor, tiny_checkpoint):
+    for option in group_options("model"):
+        extra = [f"model.name_or_path={tiny_checkpoint}", "model.dtype=float32"] if option == "hf" else []
+        cfg = compose_train([f"model={option}", *extra], tmp_path, cache_dir)
+        assert build(cfg.model, "model").processor is not None
+    cfg = compose_train([], tmp_path, cache_dir)
+    assert build(cfg.data, "data", processor=processor).train_set[0].prompt_ids
+    for option in group_options("objective"):
+        assert build(compose_train([f"objective={option}"], tmp_path, cache_dir).objective, "objective").views
+    for group in ("reference", "optimizer", "scheduler", "eval"):
+        for option in group_options(group):
+            assert build(compose_train([f"{group}={option}"], tmp_path, cache_dir)[group], group) is not None
+    for option in group_options("logger"):
+        for name, node in (compose_train([f"logger={option}"], tmp_path, cache_dir).logger or {}).items():
+            assert build(node, f"logger.{name}") is not None
+    for option in group_options("callbacks"):
+        for name, node in (compose_train([f"callbacks={option}"], tmp_path, cache_dir).callbacks or {}).items():
+            assert build(node, f"callbacks.{name}") is not None
+    for option in group_options("strategy"):
+        cfg = compose_train([f"strategy={option}", "trainer.devices=1"], tmp_path, cache_dir)
+        assert build(cfg.trainer, "trainer", logger=False).max_steps == cfg.trainer.max_steps
+    gpu = compose_train(["trainer=gpu"], tmp_path, cache_dir).trainer
+    assert gpu.accelerator == "gpu" and gpu.precision == "bf16-mixed"  # instantiating needs a GPU
+
+
+def test_unknown_option_names_the_group_and_alternatives(tmp_path):
+    with pytest.raises(MissingConfigException, match="objective/nonsense"):
+        compose_train(["objective=nonsense"], tmp_path)
+
+
+def test_missing_key_is_named(tmp_path, cache_dir):
+    cfg = compose_train(["model=hf"], tmp_path, cache_dir)
+    with pytest.raises(ConfigError, match=r"model\.name_or_path"):
+        build(cfg.model, "model")
+
+
+def test_bad_values_are_named(tmp_path, cache_dir, processor):
+    cfg = compose_train(["model.image_size=60"], tmp_path, cache_dir)
+    with pytest.raises(ConfigError, match=r"model.image_size=60 is not divisible by model.patch_size=8"):
+        build(cfg.model, "model")
+    cfg = compose_train(["data.image_size=8"], tmp_path, cache_dir)
+    with pytest.raises(ConfigError, match=r"data.image_size=8 is out of range"):
+        build(cfg.data, "data", processor=processor)
+    cfg = compose_train(["+model.vision_widht=3"], tmp_path, cache_dir)
+    with pytest.raises(ConfigError, match="vision_widht"):
+        build(cfg.model, "model")
+    cfg = compose_train(["optimizer.lr=fast"], tmp_path, cache_dir)
+    with pytest.raises(ConfigError, match="optimizer"):
+        build_optimizer_factory(cfg.optimizer)
+
+
+def test_cli_help_cfg_and_user_error_without_traceback(tmp_path):
+    cli = [sys.executable, "-m", "vlmalign.train"]
+    env = {"VLMALIGN_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    shown = subprocess.run([*cli, "--cfg", "job", "objective=sft", "seed=7"], capture_output=True, text=True, env=env)
+    assert shown.returncode == 0 and "seed: 7" in shown.stdout
+    helped = subprocess.run([*cli, "--help"], capture_output=True, text=True, env=env)
+    assert helped.returncode == 0 and "objective: sft" in helped.stdout
+    failed = subprocess.run([*cli, "data.image_size=8", "model.image_size=64"], capture_output=True, text=True,
+                            env={**env, "VLMALIGN_CACHE": str(tmp_path / "cache")})
+    assert failed.returncode == 2
+    assert "data.image_size=8 is out of range" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_conf_dir_is_the_one_train_uses():
+    from vlmalign.train import CONFIG_DIR
+
+    assert CONF.samefile(CONFIG_DIR)
