@@ -6,9 +6,64 @@ unreduced, unless the docstring says otherwise.
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor
 
 
 def sft_loss(summed_logps: Tensor, token_counts: Tensor) -> Tensor:
     """Token-mean negative log-likelihood over the whole batch (scalar): −Σ_b s_b / Σ_b |y_b|."""
     return -summed_logps.sum() / token_counts.sum().clamp(min=1)
+
+
+def _margin(policy_chosen_logps: Tensor, policy_rejected_logps: Tensor, ref_chosen_logps: Tensor,
+            ref_rejected_logps: Tensor) -> Tensor:
+    """Δ = [s(y_w) − s_ref(y_w)] − [s(y_l) − s_ref(y_l)], the implicit-reward margin (before β)."""
+    return (policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - ref_rejected_logps)
+
+
+def dpo_loss(policy_chosen_logps: Tensor, policy_rejected_logps: Tensor, ref_chosen_logps: Tensor,
+             ref_rejected_logps: Tensor, beta: float, label_smoothing: float = 0.0) -> Tensor:
+    """Sigmoid DPO, Rafailov et al. 2023 Eq. 7: −log σ(βΔ).
+
+    ``label_smoothing`` ε > 0 gives the robust/conservative variant (cDPO: the label is flipped with
+    probability ε): −(1−ε) log σ(βΔ) − ε log σ(−βΔ).
+    """
+    logits = beta * _margin(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)
+    return -(1.0 - label_smoothing) * F.logsigmoid(logits) - label_smoothing * F.logsigmoid(-logits)
+
+
+def ipo_loss(policy_chosen_logps: Tensor, policy_rejected_logps: Tensor, ref_chosen_logps: Tensor,
+             ref_rejected_logps: Tensor, beta: float) -> Tensor:
+    """IPO, Azar et al. 2023 (sampled loss): (Δ − 1/(2β))².
+
+    Pass length-normalised log-probs (mean per token) for the usual IPO; the term does.
+    """
+    margin = _margin(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)
+    return (margin - 1.0 / (2.0 * beta)) ** 2
+
+
+def hinge_loss(policy_chosen_logps: Tensor, policy_rejected_logps: Tensor, ref_chosen_logps: Tensor,
+               ref_rejected_logps: Tensor, beta: float) -> Tensor:
+    """Hinge (SLiC-HF, Zhao et al. 2023, with DPO's reference log-ratios): max(0, 1 − βΔ)."""
+    margin = _margin(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)
+    return F.relu(1.0 - beta * margin)
+
+
+def conditional_loss(policy_chosen_logps: Tensor, policy_corrupted_logps: Tensor, ref_chosen_logps: Tensor,
+                     ref_corrupted_logps: Tensor, beta: float) -> Tensor:
+    """mDPO conditional preference term (Wang et al. 2024, §3, "conditional preference optimization").
+
+    Same response y_w, real image m preferred over corrupted m':
+    −log σ(β[(s(y_w|m) − s_ref(y_w|m)) − (s(y_w|m') − s_ref(y_w|m'))]). Algebraically DPO with the
+    corrupted-image view in the rejected slot.
+    """
+    return dpo_loss(policy_chosen_logps, policy_corrupted_logps, ref_chosen_logps, ref_corrupted_logps, beta)
+
+
+def anchor_loss(policy_chosen_logps: Tensor, ref_chosen_logps: Tensor, beta: float, delta: float = 0.0) -> Tensor:
+    """mDPO anchored preference term (Wang et al. 2024, §3, "anchored preference optimization").
+
+    −log σ(β(s(y_w|m) − s_ref(y_w|m)) − δ): keeps the chosen reward above δ so DPO cannot lower the
+    likelihood of both responses together.
+    """
+    return -F.logsigmoid(beta * (policy_chosen_logps - ref_chosen_logps) - delta)
