@@ -14,7 +14,7 @@ from vlmalign.errors import ConfigError
 from vlmalign.optim import build_optimizer_factory
 from vlmalign.utils.instantiate import build
 
-GROUPS = ["model", "data", "objective", "reference", "optimizer", "scheduler", "trainer", "strategy", "logger",
+GROUPS = ["model", "data", "objective", "reference", "corruption", "base", "optimizer", "scheduler", "trainer", "strategy", "logger",
           "callbacks", "eval", "paths", "experiment", "hparams_search"]
 
 
@@ -43,11 +43,13 @@ def test_every_buildable_option_instantiates(tmp_path, cache_dir, processor, tin
         extra = [f"model.name_or_path={tiny_checkpoint}", "model.dtype=float32"] if option == "hf" else []
         cfg = compose_train([f"model={option}", *extra], tmp_path, cache_dir)
         assert build(cfg.model, "model").processor is not None
-    cfg = compose_train([], tmp_path, cache_dir)
-    assert build(cfg.data, "data", processor=processor).train_set[0].prompt_ids
+    for option in group_options("data"):
+        cfg = compose_train([f"data={option}"], tmp_path, cache_dir)
+        views = build(cfg.objective, "objective").views if option != "shapes" else ("chosen",)
+        assert build(cfg.data, "data", processor=processor, views=views).train_set[0].prompt_ids
     for option in group_options("objective"):
         assert build(compose_train([f"objective={option}"], tmp_path, cache_dir).objective, "objective").views
-    for group in ("reference", "optimizer", "scheduler", "eval"):
+    for group in ("reference", "optimizer", "scheduler", "eval", "corruption"):
         for option in group_options(group):
             assert build(compose_train([f"{group}={option}"], tmp_path, cache_dir)[group], group) is not None
     for option in group_options("logger"):
@@ -95,8 +97,8 @@ def test_cli_help_cfg_and_user_error_without_traceback(tmp_path):
     shown = subprocess.run([*cli, "--cfg", "job", "objective=sft", "seed=7"], capture_output=True, text=True, env=env)
     assert shown.returncode == 0 and "seed: 7" in shown.stdout
     helped = subprocess.run([*cli, "--help"], capture_output=True, text=True, env=env)
-    assert helped.returncode == 0 and "objective: sft" in helped.stdout
-    failed = subprocess.run([*cli, "data.image_size=8", "model.image_size=64"], capture_output=True, text=True,
+    assert helped.returncode == 0 and "objective: mdpo" in helped.stdout and "reference: frozen, lora_disabled" in helped.stdout
+    failed = subprocess.run([*cli, "experiment=sft_shapes", "data.image_size=8", "model.image_size=64"], capture_output=True, text=True,
                             env={**env, "VLMALIGN_CACHE": str(tmp_path / "cache")})
     assert failed.returncode == 2
     assert "data.image_size=8 is out of range" in failed.stderr and "Traceback" not in failed.stderr

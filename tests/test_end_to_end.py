@@ -11,6 +11,7 @@ from tests.hydra_utils import compose_train
 from vlmalign.train import train
 
 FAST = [
+    "experiment=sft_shapes",
     "trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.log_every_n_steps=1",
     "data.num_train_scenes=24", "data.num_val_scenes=2", "data.batch_size=4",
     "eval.num_scenes=3", "eval.max_new_tokens=6", "eval.batch_size=3",
@@ -18,6 +19,9 @@ FAST = [
     "callbacks.hallucination_eval.evaluator.num_scenes=2",
     "scheduler.num_warmup_steps=1",
 ]
+# The default main job: a (tiny, here) SFT base trained once and cached, then mDPO from it.
+TINY_BASE = ["experiment=sft_shapes", "trainer.max_steps=3", "data.num_train_scenes=24", "data.batch_size=4",
+             "eval.num_scenes=2", "eval.max_new_tokens=4", "callbacks=none", "logger=none"]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +59,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path, cache_dir):
 
 
 def test_same_seed_same_numbers_on_cpu(tmp_path, cache_dir):
-    extra = ("trainer.max_steps=3", "callbacks=none", "logger=none")
+    extra = ("trainer.max_steps=3", "callbacks.hallucination_eval=null", "logger=none")
     first = _run(tmp_path / "a", cache_dir, *extra)
     second = _run(tmp_path / "b", cache_dir, *extra)
     _run(tmp_path / "c", cache_dir, *extra, "seed=1")
@@ -63,3 +67,34 @@ def test_same_seed_same_numbers_on_cpu(tmp_path, cache_dir):
     assert {k: v for k, v in first.items() if k not in drop} == {k: v for k, v in second.items() if k not in drop}
     weights = [(tmp_path / d / "model" / "model.safetensors").read_bytes() for d in "abc"]
     assert weights[0] == weights[1] and weights[0] != weights[2]
+
+
+def _main_job(output_dir, cache_dir, *extra):
+    from omegaconf import open_dict
+
+    cfg = compose_train(["trainer.max_steps=3", "trainer.val_check_interval=3", "trainer.log_every_n_steps=1",
+                         "data.num_train_scenes=12",
+                         "data.num_val_scenes=2", "data.batch_size=4", "eval.num_scenes=3", "eval.max_new_tokens=6",
+                         "callbacks.progress_bar=null", "callbacks.hallucination_eval.evaluator.num_scenes=2",
+                         *extra], output_dir, cache_dir)
+    with open_dict(cfg):
+        cfg.base.overrides = TINY_BASE
+    return train(cfg)
+
+
+def test_main_job_trains_the_base_once_then_mdpo_and_reports_both(tmp_path, cache_dir):
+    metrics = _main_job(tmp_path / "first", cache_dir)
+    bases = [p for p in (cache_dir / "bases").iterdir() if p.is_dir()]
+    assert len(bases) == 1 and (bases[0] / "model" / "config.json").exists()
+    assert (bases[0] / "metrics.json").exists() and not (bases[0] / "checkpoints").exists()
+    assert 0.0 <= metrics["test/chair_i"] <= 1.0
+    csv = (tmp_path / "first" / "csv" / "metrics.csv").read_text()
+    for name in ("train/rewards/chosen", "train/rewards/margins", "train/rewards/accuracies",
+                 "train/rewards/chosen_corrupted", "train/logps/rejected", "train/loss/conditional"):
+        assert name in csv, name
+    # a second run (another seed) reuses the cached base instead of training it again
+    stamp = (bases[0] / "model" / "model.safetensors").stat().st_mtime_ns
+    _main_job(tmp_path / "second", cache_dir, "seed=1", "reference=precomputed")
+    assert [p for p in (cache_dir / "bases").iterdir() if p.is_dir()] == bases
+    assert (bases[0] / "model" / "model.safetensors").stat().st_mtime_ns == stamp
+    assert list((cache_dir / "reference").glob("reflogps-*.pt"))

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from vlmalign.errors import VlmalignError
 from vlmalign.module import AlignmentModule
 from vlmalign.optim import build_optimizer_factory
+from vlmalign.pipelines.base_model import ensure_base_model
 from vlmalign.utils.instantiate import build
 from vlmalign.utils.reporting import print_metrics_table, write_results
 
@@ -30,7 +31,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     started = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
     objective = build(cfg.objective, "objective")
-    backbone = build(cfg.model, "model")
+    init = {}
+    if cfg.get("base"):
+        init["init_from"] = str(ensure_base_model(cfg.base, cfg.paths.cache_dir) / "model")
+    backbone = build(cfg.model, "model", **init)
     datamodule = build(cfg.data, "data", processor=backbone.processor, views=objective.views)
     module = AlignmentModule(
         backbone,
@@ -42,13 +46,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     evaluator = build(cfg.eval, "eval")
     callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.callbacks or {}).items() if node]
     loggers = [build(node, f"logger.{name}") for name, node in (cfg.logger or {}).items() if node]
+    if not loggers:  # Lightning refuses a LearningRateMonitor without a logger; with none it has nowhere to write
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
     trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
+    module.reference.prepare(datamodule, objective.views, device=trainer.strategy.root_device)
+
     columns: dict[str, dict[str, float]] = {}
     if cfg.evaluate_initial:
-        columns["initial"] = evaluator.evaluate(backbone).metrics
+        columns["base" if init else "initial"] = evaluator.evaluate(backbone).metrics
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
 
     output_dir = Path(cfg.paths.output_dir)

@@ -15,26 +15,42 @@ from __future__ import annotations
 
 import torch
 
+from vlmalign.data.corruptions import ImageCorruption, sample_generator
 from vlmalign.data.encoding import EncodedExample, pad_sequences
 from vlmalign.errors import ConfigError
 from vlmalign.models.logprobs import IGNORE_INDEX
 
-# view name → which response text it scores (views on corrupted images are added by the preference issue)
-VIEW_RESPONSES = {"chosen": "chosen", "rejected": "rejected"}
+# view name → (response it scores, whether its image is the corrupted m')
+VIEWS = {"chosen": ("chosen", False), "rejected": ("rejected", False), "chosen_corrupted": ("chosen", True),
+         "rejected_corrupted": ("rejected", True)}
 
 
 class MultiViewCollator:
-    def __init__(self, pad_token_id: int, views: tuple[str, ...] = ("chosen",)) -> None:
-        unknown = [v for v in views if v not in VIEW_RESPONSES]
+    def __init__(
+        self,
+        pad_token_id: int,
+        views: tuple[str, ...] = ("chosen",),
+        corruption: ImageCorruption | None = None,
+        corruption_seed: int = 0,
+    ) -> None:
+        unknown = [v for v in views if v not in VIEWS]
         if unknown:
-            raise ConfigError(f"views {unknown} are not supported by this dataset; known: {sorted(VIEW_RESPONSES)}")
+            raise ConfigError(f"views {unknown} are not supported by this dataset; known: {sorted(VIEWS)}")
+        self.needs_corruption = any(VIEWS[v][1] for v in views)
+        if self.needs_corruption and corruption is None:
+            raise ConfigError(f"the objective needs corrupted-image views {list(views)} but data.corruption is null")
         self.pad_token_id = pad_token_id
         self.views = tuple(views)
+        self.corruption, self.corruption_seed = corruption, corruption_seed
+
+    def corrupt(self, pixels: torch.Tensor, sample_ids: list[str]) -> torch.Tensor:
+        """m' for each sample, a pure function of (corruption seed, sample id, pixels)."""
+        return self.corruption(pixels, [sample_generator(self.corruption_seed, s) for s in sample_ids])
 
     def __call__(self, examples: list[EncodedExample]) -> dict:
         sequences, labels, owners = [], [], []
         for view in self.views:
-            key = VIEW_RESPONSES[view]
+            key = VIEWS[view][0]
             for row, ex in enumerate(examples):
                 response = ex.responses[key]
                 sequences.append(ex.prompt_ids + response)
@@ -43,6 +59,10 @@ class MultiViewCollator:
         input_ids, attention_mask = pad_sequences(sequences, self.pad_token_id)
         label_tensor, _ = pad_sequences(labels, IGNORE_INDEX)
         batch_size = len(examples)
+        pixel_values = torch.stack([ex.pixel_values for ex in examples])
+        sample_ids = [ex.sample_id for ex in examples]
+        if self.needs_corruption:  # corrupted images follow the real ones; each is encoded once
+            pixel_values = torch.cat([pixel_values, self.corrupt(pixel_values, sample_ids)])
         views = {}
         for index, view in enumerate(self.views):
             rows = slice(index * batch_size, (index + 1) * batch_size)
@@ -50,10 +70,6 @@ class MultiViewCollator:
                 "input_ids": input_ids[rows],
                 "attention_mask": attention_mask[rows],
                 "labels": label_tensor[rows],
-                "image_index": torch.arange(batch_size),
+                "image_index": torch.arange(batch_size) + (batch_size if VIEWS[view][1] else 0),
             }
-        return {
-            "pixel_values": torch.stack([ex.pixel_values for ex in examples]),
-            "sample_ids": [ex.sample_id for ex in examples],
-            "views": views,
-        }
+        return {"pixel_values": pixel_values, "sample_ids": sample_ids, "views": views}

@@ -7,20 +7,33 @@ import torch
 from torch.utils.data import DataLoader
 
 from vlmalign.data.collate import MultiViewCollator
+from vlmalign.data.corruptions import ImageCorruption
 from vlmalign.data.encoding import SequenceEncoder
+from vlmalign.data.shapes.preference import check_preference_knobs
+from vlmalign.data.shapes_preference import ShapesPreferenceDataset
 from vlmalign.data.shapes_sft import ShapesSFTDataset
 from vlmalign.errors import ConfigError
+
+TASKS = ("sft", "preference")
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 24, 1024
 
 
 class ShapesDataModule(pl.LightningDataModule):
-    """Train/val splits of shapes examples; the test split is the evaluator's."""
+    """Train/val splits of shapes examples (``task``: sft or preference); the test split is the evaluator's."""
 
     def __init__(
         self,
         processor,
         views: tuple[str, ...] = ("chosen",),
+        task: str = "sft",
+        caption_fraction: float = 0.5,
+        existence_fraction: float = 0.25,
+        error_mix: dict | None = None,
+        plausibility: float = 1.0,
+        num_errors: int = 1,
+        corruption: ImageCorruption | None = None,
+        corruption_seed: int = 0,
         num_train_scenes: int = 8000,
         num_val_scenes: int = 128,
         world_seed: int = 0,
@@ -43,15 +56,48 @@ class ShapesDataModule(pl.LightningDataModule):
                 f"data.min_objects={min_objects}, data.max_objects={max_objects}: need 1 <= min <= max <= 9 "
                 "(one object per cell of the 3x3 grid)"
             )
+        if task not in TASKS:
+            raise ConfigError(f"data.task={task!r} is not one of {TASKS}")
+        if task == "sft" and set(views) - {"chosen"}:
+            raise ConfigError(
+                f"the objective needs views {list(views)} but data.task=sft only has a chosen response; "
+                "use a preference dataset (e.g. data=shapes_preference)"
+            )
         if batch_size < 1 or num_train_scenes < 1:
             raise ConfigError(f"data.batch_size={batch_size} and data.num_train_scenes={num_train_scenes} must be >= 1")
         self.encoder = SequenceEncoder(processor, max_length)
-        self.collator = MultiViewCollator(processor.tokenizer.pad_token_id, tuple(views))
+        self.collator = MultiViewCollator(processor.tokenizer.pad_token_id, tuple(views), corruption, corruption_seed)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.shuffle_seed = shuffle_seed
         common = dict(world_seed=world_seed, min_objects=min_objects, max_objects=max_objects, image_size=image_size)
-        self.train_set = ShapesSFTDataset(self.encoder, "train", num_train_scenes, **common)
-        self.val_set = ShapesSFTDataset(self.encoder, "val", num_val_scenes, **common)
+        if task == "preference":
+            try:
+                check_preference_knobs(error_mix, plausibility, num_errors)
+            except ValueError as error:
+                raise ConfigError(f"data: {error}") from error
+            knobs = dict(error_mix=error_mix, plausibility=plausibility, num_errors=num_errors)
+            self.train_set = ShapesPreferenceDataset(self.encoder, "train", num_train_scenes, **common, **knobs)
+            self.val_set = ShapesPreferenceDataset(self.encoder, "val", num_val_scenes, **common, **knobs)
+        else:
+            mixture = dict(caption_fraction=caption_fraction, existence_fraction=existence_fraction)
+            try:
+                self.train_set = ShapesSFTDataset(self.encoder, "train", num_train_scenes, **common, **mixture)
+                self.val_set = ShapesSFTDataset(self.encoder, "val", num_val_scenes, **common, **mixture)
+            except ValueError as error:
+                raise ConfigError(f"data: {error}") from error
+        self._description = {"task": task, "train": num_train_scenes, "val": num_val_scenes, **common,
+                             "max_length": max_length, "error_mix": error_mix, "plausibility": plausibility,
+                             "num_errors": num_errors, "caption_fraction": caption_fraction,
+                             "existence_fraction": existence_fraction,
+                             "corruption": getattr(corruption, "name", None), "corruption_seed": corruption_seed}
+
+    def describe(self) -> dict:
+        """Everything that fixes the examples' texts and images (reference-cache fingerprint)."""
+        return dict(self._description)
+
+    def reference_datasets(self) -> list:
+        """The datasets whose reference log-probs a precomputed cache must hold."""
+        return [self.train_set, self.val_set]
 
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
         generator = torch.Generator().manual_seed(self.shuffle_seed) if shuffle else None

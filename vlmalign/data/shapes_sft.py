@@ -1,8 +1,9 @@
-"""SFT examples from the shapes world: one caption and one question per scene.
+"""SFT examples from the shapes world: each scene gives two examples drawn from a task mixture.
 
-Captions teach description (scored by CHAIR/Cover); questions (existence, attribute, count,
-spatial) teach the yes/no answering that POPE probes. Everything is a function of
-(world_seed, split, index), so any example can be regenerated exactly, in any process.
+Captions teach description (scored by CHAIR/Cover); existence questions ("is there a red circle in
+the image ?") teach the yes/no answering that POPE probes; attribute, count and spatial questions
+add grounding signal. Everything is a function of (world_seed, split, index), so any example can be
+regenerated exactly, in any process.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from torch.utils.data import Dataset
 from vlmalign.data.encoding import EncodedExample, SequenceEncoder
 from vlmalign.data.shapes import CAPTION_PROMPTS, Scene, describe, generate_scenes, questions, render_scene
 
+OTHER_QUESTIONS = ("attribute", "count", "spatial")
+
 
 class ShapesSFTDataset(Dataset):
     def __init__(
@@ -26,7 +29,13 @@ class ShapesSFTDataset(Dataset):
         min_objects: int,
         max_objects: int,
         image_size: int,
+        caption_fraction: float = 0.5,
+        existence_fraction: float = 0.25,
     ) -> None:
+        if not (0 <= caption_fraction and 0 <= existence_fraction and caption_fraction + existence_fraction <= 1):
+            raise ValueError(f"caption_fraction={caption_fraction} and existence_fraction={existence_fraction} "
+                             "must be >= 0 and sum to at most 1 (the rest are other questions)")
+        self.caption_fraction, self.existence_fraction = caption_fraction, existence_fraction
         self.encoder = encoder
         self.split = split
         self.num_scenes = num_scenes
@@ -42,12 +51,14 @@ class ShapesSFTDataset(Dataset):
         return 2 * self.num_scenes
 
     def text_for(self, index: int) -> tuple[Scene, str, str]:
-        """(scene, prompt, response) of example ``index``: even = caption, odd = question."""
+        """(scene, prompt, response) of example ``index``, the task drawn from the mixture."""
         scene = self.scenes[index // 2]
         rng = random.Random(f"{self.world_seed}:{self.split}:sft:{index}")
-        if index % 2 == 0:
+        draw = rng.random()
+        if draw < self.caption_fraction:
             return scene, rng.choice(CAPTION_PROMPTS), describe(scene, rng)
-        _, question, answer = rng.choice(questions(scene, rng))
+        kinds = ("existence",) if draw < self.caption_fraction + self.existence_fraction else OTHER_QUESTIONS
+        _, question, answer = rng.choice(questions(scene, rng, kinds))
         return scene, question, answer
 
     def __getitem__(self, index: int) -> EncodedExample:

@@ -1,9 +1,16 @@
 """Exact caption hallucination metrics on shapes scenes: CHAIR_i, CHAIR_s, Cover and error rates.
 
-CHAIR (Rohrbach et al. 2018) with object category = (colour, shape): CHAIR_i = hallucinated mentions /
-all mentions; CHAIR_s = captions with >= 1 hallucinated mention / captions; Cover = scene objects
-mentioned / scene objects (AMBER's coverage). A mention without a colour matches any object of its
-shape. Matched mentions are also checked for size and position.
+CHAIR (Rohrbach et al. 2018) with object category = (colour, shape): a mention is hallucinated iff
+no scene object has its shape and, when the mention states one, its colour. CHAIR_i = hallucinated
+mentions / all mentions; CHAIR_s = captions with >= 1 hallucinated mention / captions; Cover =
+scene objects mentioned / scene objects (AMBER's coverage), always report it beside CHAIR since a
+model can lower CHAIR by saying less.
+
+Non-hallucinated mentions are matched one-to-one to scene objects, best agreement first (fewest
+contradicted attributes, then most confirmed ones, then text/scene order), so "a red circle" and "a
+red circle at the top left" in a scene of two red circles cannot steal each other's match. A mention
+left over after every compatible object is taken (the caption repeats an object) is matched to its
+best object again: it is not a CHAIR hallucination, but its size/position claims are still checked.
 """
 
 from __future__ import annotations
@@ -19,41 +26,60 @@ from vlmalign.data.shapes.world import Scene, ShapeObject
 class CaptionScore:
     mentions: list[Mention]
     hallucinated: list[Mention] = field(default_factory=list)
-    covered: set[int] = field(default_factory=set)
-    attribute_errors: int = 0
-    spatial_errors: int = 0
+    covered: set[int] = field(default_factory=set)  # indices of scene objects that were mentioned
+    attribute_errors: int = 0  # matched mentions whose stated size is wrong
+    spatial_errors: int = 0  # matched mentions whose stated position is wrong
     matched: int = 0
     count_stated: int | None = None
     count_correct: bool | None = None
+
+    @property
+    def error_count(self) -> int:
+        """Every wrong claim: hallucinated mentions, size and position errors, a wrong stated count."""
+        return len(self.hallucinated) + self.attribute_errors + self.spatial_errors + (self.count_correct is False)
 
 
 def _compatible(mention: Mention, obj: ShapeObject) -> bool:
     return mention.shape == obj.shape and (mention.color is None or mention.color == obj.color)
 
 
-def _agreement(mention: Mention, obj: ShapeObject) -> int:
-    return (mention.position == obj.position) * 2 + (mention.size == obj.size)
+def _contradictions(mention: Mention, obj: ShapeObject) -> tuple[bool, bool]:
+    """(size wrong, position wrong); an unstated attribute is never wrong."""
+    return (mention.size is not None and mention.size != obj.size,
+            mention.position is not None and mention.position != obj.position)
+
+
+def _rank(mention: Mention, obj: ShapeObject) -> tuple[int, int]:
+    size_wrong, position_wrong = _contradictions(mention, obj)
+    confirmed = 2 * (mention.position == obj.position) + (mention.size == obj.size)
+    return (size_wrong + position_wrong, -confirmed)
 
 
 def score_caption(scene: Scene, text: str) -> CaptionScore:
     score = CaptionScore(parse_mentions(text))
-    free = set(range(len(scene.objects)))
-    for mention in score.mentions:
-        candidates = [i for i in range(len(scene.objects)) if _compatible(mention, scene.objects[i])]
-        if not candidates:
+    objects = scene.objects
+    candidates = {m: [j for j, o in enumerate(objects) if _compatible(mention, o)]
+                  for m, mention in enumerate(score.mentions)}
+    pairs = sorted((_rank(score.mentions[m], objects[j]), m, j) for m, js in candidates.items() for j in js)
+    assignment: dict[int, int] = {}
+    for _, m, j in pairs:  # greedy one-to-one, best agreement first
+        if m not in assignment and j not in assignment.values():
+            assignment[m] = j
+    for m, mention in enumerate(score.mentions):
+        if not candidates[m]:
             score.hallucinated.append(mention)
             continue
-        # Prefer an unmatched object, then the best position/size agreement, then scene order (determinism).
-        best = max(candidates, key=lambda i: (i in free, _agreement(mention, scene.objects[i]), -i))
-        obj = scene.objects[best]
-        free.discard(best)
-        score.covered.add(best)
+        j = assignment.get(m)
+        if j is None:  # a repeated object: re-use its best match
+            j = min(candidates[m], key=lambda k: (_rank(mention, objects[k]), k))
+        size_wrong, position_wrong = _contradictions(mention, objects[j])
+        score.covered.add(j)
         score.matched += 1
-        score.attribute_errors += mention.size is not None and mention.size != obj.size
-        score.spatial_errors += mention.position is not None and mention.position != obj.position
+        score.attribute_errors += size_wrong
+        score.spatial_errors += position_wrong
     score.count_stated = parse_count(text)
     if score.count_stated is not None:
-        score.count_correct = score.count_stated == len(scene.objects)
+        score.count_correct = score.count_stated == len(objects)
     return score
 
 
@@ -62,6 +88,7 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 def caption_metrics(pairs: Iterable[tuple[Scene, str]]) -> dict[str, float]:
+    """Corpus-level rates over (scene, caption) pairs; every rate is 0.0 when its denominator is 0."""
     scores = [(scene, score_caption(scene, text)) for scene, text in pairs]
     mentions = sum(len(s.mentions) for _, s in scores)
     matched = sum(s.matched for _, s in scores)

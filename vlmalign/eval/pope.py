@@ -1,8 +1,14 @@
 """POPE-style yes/no object probes (Li et al. 2023) on shapes scenes, and their metrics.
 
-Positives ask about each (colour, shape) present; as many negatives ask about absent pairs, sampled
-at random, from the most frequent pairs of the evaluation set ("popular"), or from pairs sharing the
-shape or colour of a present object ("adversarial", the confusable ones).
+Positives ask "is there a {color} {shape} in the image ?" once per (colour, shape) present; by default
+as many negatives ask about absent pairs, sampled
+
+- ``random``: uniformly among absent pairs;
+- ``popular``: the absent pairs most frequent across the given scenes (one global ranking, ties
+  broken by a seeded shuffle), which probes a prior for common objects;
+- ``adversarial``: absent pairs sharing the shape or the colour of a present object (the confusable
+  ones: a model that confuses shapes says "yes" to them), those co-occurring most often with the
+  scene's pairs across the given scenes first; then random absent pairs if too few are confusable.
 """
 
 from __future__ import annotations
@@ -28,40 +34,50 @@ class PopeProbe:
     sampling: str
 
 
-def _question(color: str, shape: str) -> str:
+def pope_question(color: str, shape: str) -> str:
     return f"is there a {color} {shape} in the image ?"
+
+
+def _negatives(present: list[tuple[str, str]], wanted: int, sampling: str, rng: random.Random,
+               popularity: dict, cooccurrence: Counter) -> list[tuple[str, str]]:
+    absent = [p for p in ALL_PAIRS if p not in present]
+    if sampling == "random":
+        return rng.sample(absent, min(wanted, len(absent)))
+    if sampling == "popular":
+        return sorted(absent, key=popularity.__getitem__)[:wanted]
+    confusable = [p for p in absent if any(p[0] == c or p[1] == s for c, s in present)]
+    tiebreak = {p: rng.random() for p in absent}
+    confusable.sort(key=lambda p: (-sum(cooccurrence[frozenset((p, q))] for q in present), tiebreak[p]))
+    rest = sorted((p for p in absent if p not in confusable), key=tiebreak.__getitem__)
+    return (confusable + rest)[:wanted]
 
 
 def build_pope_probes(
     scenes: Sequence[Scene], sampling: str, seed: int = 0, negatives_per_image: int | None = None
 ) -> list[PopeProbe]:
+    """Per scene: its positives, then its negatives. Deterministic in (scenes, sampling, seed)."""
     if sampling not in POPE_SAMPLINGS:
         raise ValueError(f"POPE sampling {sampling!r} is not one of {POPE_SAMPLINGS}")
+    if negatives_per_image is not None and negatives_per_image < 0:
+        raise ValueError(f"negatives_per_image={negatives_per_image} must be >= 0 (or None: as many as positives)")
+    identities = [sorted({o.identity for o in scene.objects}) for scene in scenes]
     frequency = Counter(o.identity for scene in scenes for o in scene.objects)
-    popularity = {pair: (-frequency[pair], ALL_PAIRS.index(pair)) for pair in ALL_PAIRS}
+    ranking = list(ALL_PAIRS)
+    random.Random(f"pope:{seed}:popular").shuffle(ranking)
+    popularity = {pair: (-frequency[pair], ranking.index(pair)) for pair in ALL_PAIRS}
+    cooccurrence = Counter(frozenset((p, q)) for present in identities for p in present for q in present if p != q)
     probes = []
-    for scene in scenes:
+    for scene, present in zip(scenes, identities):
         rng = random.Random(f"pope:{seed}:{sampling}:{scene.image_id}")
-        present = sorted({o.identity for o in scene.objects})
-        absent = [p for p in ALL_PAIRS if p not in present]
         wanted = len(present) if negatives_per_image is None else negatives_per_image
-        if sampling == "random":
-            negatives = rng.sample(absent, min(wanted, len(absent)))
-        elif sampling == "popular":
-            negatives = sorted(absent, key=popularity.__getitem__)[:wanted]
-        else:
-            confusable = [p for p in absent if any(p[0] == c or p[1] == s for c, s in present)]
-            rng.shuffle(confusable)
-            rest = [p for p in absent if p not in confusable]
-            rng.shuffle(rest)
-            negatives = (confusable + rest)[:wanted]
+        negatives = _negatives(present, wanted, sampling, rng, popularity, cooccurrence)
         for (color, shape), label in [(p, True) for p in present] + [(p, False) for p in negatives]:
-            probes.append(PopeProbe(scene.image_id, _question(color, shape), label, color, shape, sampling))
+            probes.append(PopeProbe(scene.image_id, pope_question(color, shape), label, color, shape, sampling))
     return probes
 
 
 def pope_metrics(labels: Sequence[bool], answers: Sequence[bool | None]) -> dict[str, float]:
-    """Accuracy/precision/recall/F1 with "yes" as positive; unparseable answers count as "no"."""
+    """Accuracy/precision/recall/F1 with "yes" as positive; an unparseable answer (None) counts as "no"."""
     if len(labels) != len(answers):
         raise ValueError(f"{len(labels)} labels but {len(answers)} answers")
     said_yes = [a is True for a in answers]
@@ -71,12 +87,12 @@ def pope_metrics(labels: Sequence[bool], answers: Sequence[bool | None]) -> dict
     tn = len(labels) - tp - fp - fn
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
-    n = len(labels) or 1
+    n = len(labels)
     return {
-        "accuracy": (tp + tn) / n,
+        "accuracy": (tp + tn) / n if n else 0.0,
         "precision": precision,
         "recall": recall,
         "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-        "yes_ratio": sum(said_yes) / n,
-        "unanswered": sum(a is None for a in answers) / n,
+        "yes_ratio": sum(said_yes) / n if n else 0.0,
+        "unanswered": sum(a is None for a in answers) / n if n else 0.0,
     }

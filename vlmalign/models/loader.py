@@ -49,12 +49,15 @@ def load_backbone(
     trust_remote_code: bool = False,
     gradient_checkpointing: bool = False,
     image_size: int | None = None,
+    init_from: str | None = None,
 ) -> VisionLanguageBackbone:
     """Load any image-text-to-text checkpoint (hub id or local directory) and its processor.
 
     ``image_size`` is the model config's one home for the input resolution (data and eval
-    interpolate it); the processor resizes to its own size, so it is not passed on.
+    interpolate it); the processor resizes to its own size, so it is not passed on. ``init_from``
+    (a base run's exported model) replaces ``name_or_path`` when set.
     """
+    name_or_path = init_from or name_or_path
     local = Path(name_or_path).expanduser()
     looks_local = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
     if not local.exists() and looks_local:
@@ -106,14 +109,18 @@ def tiny_llava_backbone(
     dtype: str = "float32",
     lora: LoraSettings | dict | None = None,
     gradient_checkpointing: bool = False,
+    init_from: str | None = None,
     **spec_fields,
 ) -> VisionLanguageBackbone:
-    """The shapes-world backbone, built offline on first use, then loaded like any checkpoint."""
+    """The shapes-world backbone, built offline on first use, then loaded like any checkpoint.
+
+    ``init_from`` starts from another run's exported weights (e.g. the cached SFT base) instead.
+    """
     try:
         spec = TinyLlavaSpec(**spec_fields)
     except TypeError as error:
         raise ConfigError(f"model: {error}; allowed keys: {sorted(TinyLlavaSpec.__dataclass_fields__)}") from error
     except ValueError as error:
         raise ConfigError(str(error)) from error
-    path = ensure_tiny_llava_checkpoint(cache_dir, spec, seed)
+    path = init_from or ensure_tiny_llava_checkpoint(cache_dir, spec, seed)
     return load_backbone(str(path), dtype=dtype, lora=lora, gradient_checkpointing=gradient_checkpointing)

@@ -48,6 +48,7 @@ class TinyLlavaSpec:
     text_layers: int = 4
     text_heads: int = 4
     mlp_ratio: int = 2  # MLP width / hidden size, both towers
+    sincos_positions: bool = True  # 2-D sin-cos init of the vision position embeddings (see below)
     max_positions: int = 256
 
     def __post_init__(self) -> None:
@@ -67,6 +68,27 @@ class TinyLlavaSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def sincos_2d(grid: int, dim: int) -> torch.Tensor:
+    """(grid*grid, dim) fixed 2-D sine-cosine position codes, row-major (MAE, He et al. 2022, §3).
+
+    A from-scratch CLIP tower starts its learned position embeddings at std 0.02, ~14x below the
+    patch content, so *where* an object is stays nearly invisible to the language model for
+    thousands of steps; pretrained towers never have that problem. Starting from sin-cos codes
+    (still trainable) makes position readable from the first step.
+    """
+    if dim % 4:
+        raise ValueError(f"vision_hidden={dim} must be divisible by 4 for 2-D sin-cos positions")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
+    coords = torch.arange(grid, dtype=torch.float64)
+    rows, cols = torch.meshgrid(coords, coords, indexing="ij")
+
+    def encode(values: torch.Tensor) -> torch.Tensor:
+        angles = values.reshape(-1, 1) * omega
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+    return torch.cat([encode(rows), encode(cols)], dim=1).float()
 
 
 def build_tiny_llava(
@@ -106,6 +128,11 @@ def build_tiny_llava(
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = LlavaForConditionalGeneration(config)
+    if spec.sincos_positions:
+        embeddings = model.model.vision_tower.embeddings
+        with torch.no_grad():
+            embeddings.position_embedding.weight[1:] = 0.5 * sincos_2d(spec.image_size // spec.patch_size,
+                                                                       spec.vision_hidden)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id

@@ -1,6 +1,10 @@
 """Objective terms: one class per term, maths in ``functional``."""
 
+from vlmalign.objectives.anchor import AnchorTerm
 from vlmalign.objectives.base import Objective, ObjectiveOutput, ObjectiveTerm
+from vlmalign.objectives.conditional import ConditionalTerm
+from vlmalign.objectives.dpo import DPOTerm, HingeTerm, IPOTerm
 from vlmalign.objectives.sft import SFTTerm
 
-__all__ = ["Objective", "ObjectiveOutput", "ObjectiveTerm", "SFTTerm"]
+__all__ = ["AnchorTerm", "ConditionalTerm", "DPOTerm", "HingeTerm", "IPOTerm", "Objective", "ObjectiveOutput",
+           "ObjectiveTerm", "SFTTerm"]

@@ -1,12 +1,20 @@
-"""The shapes world: procedural scenes with exact ground truth (DESIGN.md)."""
+"""The shapes world: procedural scenes with exact ground truth (DESIGN.md, "The shapes world")."""
 
 from vlmalign.data.shapes.parse import Mention, parse_count, parse_mentions, parse_yes_no
+from vlmalign.data.shapes.preference import (
+    ERROR_TYPES,
+    PreferencePair,
+    check_preference_knobs,
+    make_preference_pair,
+    text_tells,
+)
 from vlmalign.data.shapes.render import render_scene
 from vlmalign.data.shapes.text import CAPTION_PROMPTS, corpus, describe, questions, render_caption, vocabulary
 from vlmalign.data.shapes.world import COLORS, POSITIONS, SHAPES, SIZES, Scene, ShapeObject, generate_scenes
 
 __all__ = [
-    "CAPTION_PROMPTS", "COLORS", "POSITIONS", "SHAPES", "SIZES", "Mention", "Scene", "ShapeObject", "corpus",
-    "describe", "generate_scenes", "parse_count", "parse_mentions", "parse_yes_no", "questions", "render_caption",
-    "render_scene", "vocabulary",
+    "CAPTION_PROMPTS", "COLORS", "ERROR_TYPES", "POSITIONS", "SHAPES", "SIZES", "Mention", "PreferencePair", "Scene",
+    "ShapeObject", "check_preference_knobs", "corpus", "describe", "generate_scenes", "make_preference_pair",
+    "parse_count", "parse_mentions", "parse_yes_no", "questions", "render_caption", "render_scene", "text_tells",
+    "vocabulary",
 ]

@@ -1,13 +1,25 @@
-"""Captions (with paraphrase templates) and questions of each error type.
+"""Captions (paraphrase templates) and questions of each error type.
 
 All text is lowercase and word-level: punctuation is its own whitespace-separated token, so the
 word-level tokenizer needs no subwords and every word maps to one token.
+
+Caption templates (``TEMPLATES``; examples for a large red circle at the top left and a small blue
+square at the center):
+
+- ``list``:           "a large red circle at the top left and a small blue square at the center ."
+- ``shows``:          "the image shows a large red circle at the top left and a small blue square at the center ."
+- ``position_first``: "at the top left there is a large red circle and at the center there is a small blue square ."
+- ``count_list``:     "there are two objects : a large red circle in the top left and a small blue square in the ..."
+- ``count_shows``:    "the image shows two objects : a large red circle at the top left and a small blue square ..."
+
+Three or more objects are joined as "x , y and z".
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from vlmalign.data.shapes.world import COLORS, POSITIONS, SHAPES, SIZES, Scene, ShapeObject, generate_scenes
 
@@ -15,48 +27,93 @@ CAPTION_PROMPTS = ("describe the image .", "what is in the image ?", "describe t
 NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 PLURALS = {shape: shape + "s" for shape in SHAPES}
 QUESTION_KINDS = ("existence", "attribute", "count", "spatial")
-# Caption templates; the ones that state the object count come last.
+# The ones that state the object count come last.
 TEMPLATES = ("list", "shows", "position_first", "count_list", "count_shows")
 COUNT_TEMPLATES = ("count_list", "count_shows")
+# The count-stating template closest to each template (used to force a count statement).
+COUNTED_TEMPLATE = {"list": "count_list", "shows": "count_shows", "position_first": "count_list",
+                    "count_list": "count_list", "count_shows": "count_shows"}
+# Every fixed word the templates and questions use, besides the world's vocabulary.
+_GLUE_WORDS = ("a at in the there is are object objects : , and . ? image shows how many what color size where "
+               "yes no").split()
 
 
-def object_phrase(obj: ShapeObject) -> str:
-    return f"a {obj.size} {obj.color} {obj.shape} at the {obj.position}"
+@dataclass(frozen=True)
+class Phrase:
+    """What a caption says about one object. Usually one size and one colour word; preference.py puts two
+    conflicting words here to make an error visible from the text alone ("a small large red circle")."""
+
+    shape: str
+    position: str
+    colors: tuple[str, ...]
+    sizes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, obj: ShapeObject) -> Phrase:
+        return cls(obj.shape, obj.position, (obj.color,), (obj.size,))
+
+    @property
+    def adjectives(self) -> str:
+        return " ".join((*self.sizes, *self.colors))
+
+
+def object_phrase(obj: ShapeObject | Phrase, preposition: str = "at") -> str:
+    phrase = obj if isinstance(obj, Phrase) else Phrase.of(obj)
+    return f"a {phrase.adjectives} {phrase.shape} {preposition} the {phrase.position}"
 
 
 def _join(phrases: Sequence[str]) -> str:
     return phrases[0] if len(phrases) == 1 else " , ".join(phrases[:-1]) + " and " + phrases[-1]
 
 
-def render_caption(template: str, objects: Sequence[ShapeObject], stated_count: int | None = None) -> str:
+def render_caption(
+    template: str, objects: Sequence[ShapeObject | Phrase], stated_count: int | None = None
+) -> str:
     """Caption of ``objects`` in the given order; count templates state ``stated_count`` (default: true count)."""
     count = len(objects) if stated_count is None else stated_count
+    phrases = [o if isinstance(o, Phrase) else Phrase.of(o) for o in objects]
     if template == "list":
-        return _join([object_phrase(o) for o in objects]) + " ."
+        return _join([object_phrase(p) for p in phrases]) + " ."
     if template == "shows":
-        return "the image shows " + _join([object_phrase(o) for o in objects]) + " ."
+        return "the image shows " + _join([object_phrase(p) for p in phrases]) + " ."
     if template == "position_first":
-        return _join([f"at the {o.position} there is a {o.size} {o.color} {o.shape}" for o in objects]) + " ."
+        return _join([f"at the {p.position} there is a {p.adjectives} {p.shape}" for p in phrases]) + " ."
+    if template not in COUNT_TEMPLATES:
+        raise ValueError(f"unknown caption template {template!r}; known: {TEMPLATES}")
+    if not 0 <= count < len(NUMBERS):
+        raise ValueError(f"stated_count={count} has no number word; allowed 0..{len(NUMBERS) - 1}")
     noun = "object" if count == 1 else "objects"
-    verb = "is" if count == 1 else "are"
     if template == "count_list":
-        return f"there {verb} {NUMBERS[count]} {noun} : " + _join([object_phrase(o) for o in objects]) + " ."
-    if template == "count_shows":
-        return f"the image shows {NUMBERS[count]} {noun} : " + _join([object_phrase(o) for o in objects]) + " ."
-    raise ValueError(f"unknown caption template {template!r}; known: {TEMPLATES}")
+        verb = "is" if count == 1 else "are"
+        return f"there {verb} {NUMBERS[count]} {noun} : " + _join([object_phrase(p, "in") for p in phrases]) + " ."
+    return f"the image shows {NUMBERS[count]} {noun} : " + _join([object_phrase(p) for p in phrases]) + " ."
 
 
-def describe(scene: Scene, rng: random.Random) -> str:
-    """A faithful caption: random paraphrase template, objects in reading order (top-left to bottom-right).
+def caption_plan(scene: Scene, rng: random.Random, shuffle: bool = False) -> tuple[str, list[ShapeObject]]:
+    """(template, objects in caption order) of ``describe``; preference.py edits this plan to inject errors."""
+    template = rng.choice(TEMPLATES)
+    objects = list(scene.objects)
+    if shuffle:
+        rng.shuffle(objects)
+    return template, objects
+
+
+def describe(scene: Scene, rng: random.Random, shuffle: bool = False) -> str:
+    """A faithful caption: a paraphrase template drawn by ``rng``, objects in the scene's (reading) order.
 
     A fixed scan order is what a describer of a grid naturally uses, and it lets a tiny model learn
-    *what* is where instead of also having to learn a random order.
+    *what* is where instead of also having to learn a random order; ``shuffle=True`` draws the order.
     """
-    return render_caption(rng.choice(TEMPLATES), scene.objects)
+    return render_caption(*caption_plan(scene, rng, shuffle))
 
 
 def questions(scene: Scene, rng: random.Random, kinds: Sequence[str] = QUESTION_KINDS) -> list[tuple[str, str, str]]:
-    """(kind, question, answer) triples about ``scene``; existence asks one present and one absent pair."""
+    """(kind, question, answer) triples about ``scene``.
+
+    existence: one present and one absent (colour, shape) pair; attribute: the colour of one object and
+    the size of one object; count: objects of one shape (zero allowed); spatial: the position of an
+    object whose (colour, shape) is unique in the scene (otherwise the answer would be ambiguous).
+    """
     unknown = set(kinds) - set(QUESTION_KINDS)
     if unknown:
         raise ValueError(f"unknown question kinds {sorted(unknown)}; known: {QUESTION_KINDS}")
@@ -86,21 +143,22 @@ def questions(scene: Scene, rng: random.Random, kinds: Sequence[str] = QUESTION_
 
 
 def vocabulary() -> list[str]:
-    """Every word any function of the shapes world can emit."""
-    words = set(" ".join(CAPTION_PROMPTS).split())
+    """Every word text.py and preference.py can emit (prompts, captions, questions, answers, rejected texts)."""
+    words = set(" ".join(CAPTION_PROMPTS).split()) | set(_GLUE_WORDS)
     words |= set(SHAPES) | set(PLURALS.values()) | set(COLORS) | set(SIZES) | set(NUMBERS)
     words |= {w for p in POSITIONS for w in p.split()}
-    words |= set("a at the there is are object objects : , and . ? image shows in how many what color size where "
-                 "yes no".split())
     return sorted(words)
 
 
 def corpus(num_scenes: int = 2000, seed: int = 0) -> Iterator[str]:
-    """Prompts, captions, questions and answers for tokenizer training."""
+    """Prompts, captions, questions, answers and rejected captions, for tokenizer training."""
+    from vlmalign.data.shapes.preference import make_preference_pair  # preference builds on this module
+
     yield from CAPTION_PROMPTS
     rng = random.Random(f"corpus:{seed}")
-    for scene in generate_scenes("corpus", num_scenes, seed, 1, 4):
-        yield describe(scene, rng)
+    for i, scene in enumerate(generate_scenes("corpus", num_scenes, seed, 1, 4)):
+        yield describe(scene, rng, shuffle=i % 2 == 1)
         for _, question, answer in questions(scene, rng):
             yield question
             yield answer
+        yield make_preference_pair(scene, rng, plausibility=float(i % 2), num_errors=1 + i % 3).rejected

@@ -1,7 +1,8 @@
-"""Scenes of the shapes world: 1-4 objects on a 3x3 grid, each a shape x colour x size.
+"""Scenes of the shapes world: a few objects on a 3x3 grid, each a shape x colour x size.
 
 Scene i of a split is drawn from its own RNG seeded by (seed, split, i), so it does not depend on how
-many scenes are asked for, and train/val/test differ by construction.
+many scenes are asked for, and train/val/test differ by construction (CPython hashes str seeds
+deterministically, independent of PYTHONHASHSEED).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ SHAPES = ("circle", "square", "triangle", "diamond")
 COLORS = ("red", "green", "blue", "yellow", "purple")
 SIZES = ("small", "large")
 POSITIONS = ("top left", "top", "top right", "left", "center", "right", "bottom left", "bottom", "bottom right")
+_FIELDS = {"shape": SHAPES, "color": COLORS, "size": SIZES, "position": POSITIONS}
 
 
 @dataclass(frozen=True)
@@ -22,12 +24,18 @@ class ShapeObject:
     size: str
     position: str
 
+    def __post_init__(self) -> None:
+        # Scenes come back from JSON (Scene.from_dict); a typo there must fail here, not as a KeyError in rendering.
+        for name, allowed in _FIELDS.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"ShapeObject.{name}={getattr(self, name)!r} is not one of {allowed}")
+
     def to_dict(self) -> dict:
         return {"shape": self.shape, "color": self.color, "size": self.size, "position": self.position}
 
     @property
     def identity(self) -> tuple[str, str]:
-        """What CHAIR counts as one object category: (colour, shape)."""
+        """What CHAIR and POPE count as one object category: (colour, shape)."""
         return (self.color, self.shape)
 
 
@@ -45,6 +53,7 @@ class Scene:
 
 
 def sample_scene(rng: random.Random, image_id: str, min_objects: int = 1, max_objects: int = 3) -> Scene:
+    """One scene; objects are listed in reading order (top-left to bottom-right) of their distinct cells."""
     count = rng.randint(min_objects, max_objects)
     cells = rng.sample(POSITIONS, count)
     objects = tuple(
@@ -55,9 +64,11 @@ def sample_scene(rng: random.Random, image_id: str, min_objects: int = 1, max_ob
 
 
 def generate_scenes(split: str, num: int, seed: int = 0, min_objects: int = 1, max_objects: int = 3) -> list[Scene]:
+    """``num`` scenes of ``split``; scene i is a function of (split, seed, i, min/max) only."""
     if not 1 <= min_objects <= max_objects <= len(POSITIONS):
         raise ValueError(
-            f"min_objects={min_objects}, max_objects={max_objects}: need 1 <= min <= max <= {len(POSITIONS)}"
+            f"min_objects={min_objects}, max_objects={max_objects}: need 1 <= min_objects <= max_objects <= "
+            f"{len(POSITIONS)} (one object per cell of the 3x3 grid)"
         )
     if num < 0:
         raise ValueError(f"num={num} must be >= 0")

@@ -1,0 +1,106 @@
+"""Step time and peak memory of DPO with each reference strategy (and SFT as the one-model floor).
+
+Each strategy runs in its own process (peak RSS is per process). Prints one JSON document.
+
+    python benchmarks/reference_strategies.py --steps 30 --batch-size 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CASES = {
+    "sft": ("sft", "none", False),
+    "dpo_frozen": ("dpo", "frozen", False),
+    "dpo_precomputed": ("dpo", "precomputed", False),
+    "dpo_lora_disabled": ("dpo", "lora_disabled", True),
+    "dpo_frozen_lora": ("dpo", "frozen", True),
+    "mdpo_frozen": ("mdpo", "frozen", False),
+    "mdpo_precomputed": ("mdpo", "precomputed", False),
+}
+
+
+def run_case(name: str, steps: int, batch_size: int, cache_dir: str) -> dict:
+    import torch
+
+    from vlmalign.data.corruptions import RandomResizedCrop
+    from vlmalign.data.datamodule import ShapesDataModule
+    from vlmalign.models import tiny_llava_backbone
+    from vlmalign.module import AlignmentModule
+    from vlmalign.objectives import AnchorTerm, ConditionalTerm, DPOTerm, Objective, SFTTerm
+    from vlmalign.reference import FrozenCopyReference, LoraDisabledReference, NoReference, PrecomputedReference
+
+    objective_name, reference_name, lora = CASES[name]
+    torch.manual_seed(0)
+    backbone = tiny_llava_backbone(f"{cache_dir}/models", lora={"enabled": lora, "r": 8, "alpha": 16})
+    objective = {
+        "sft": lambda: Objective({"sft": SFTTerm()}),
+        "dpo": lambda: Objective({"dpo": DPOTerm()}),
+        "mdpo": lambda: Objective({"dpo": DPOTerm(), "conditional": ConditionalTerm(), "anchor": AnchorTerm()}),
+    }[objective_name]()
+    reference = {"none": NoReference, "frozen": FrozenCopyReference, "lora_disabled": LoraDisabledReference,
+                 "precomputed": lambda: PrecomputedReference(f"{cache_dir}/reference")}[reference_name]()
+    task = "sft" if objective_name == "sft" else "preference"
+    datamodule = ShapesDataModule(backbone.processor, views=objective.views, task=task, batch_size=batch_size,
+                                  num_train_scenes=batch_size * (steps + 5), num_val_scenes=1,
+                                  corruption=RandomResizedCrop())
+    module = AlignmentModule(backbone, objective, optimizer=lambda p: torch.optim.AdamW(p, 1e-5), reference=reference)
+    reference.prepare(datamodule, objective.views)
+    optimizer = module.optimizer_factory([p for p in backbone.parameters() if p.requires_grad])
+    loader = iter(datamodule.train_dataloader())
+    times, tokens = [], 0
+    for step in range(steps + 5):
+        start = time.perf_counter()
+        batch = next(loader)  # collation counted in the step time
+        out = module.step(batch)
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if step >= 5:  # warm-up excluded
+            times.append(time.perf_counter() - start)
+            tokens += int(sum((v["labels"] != -100).sum() for v in batch["views"].values()))
+    median = statistics.median(times)
+    return {"case": name, "objective": objective_name, "reference": reference_name, "lora": lora,
+            "median_step_s": median, "pairs_per_s": batch_size / median,
+            "response_tokens_per_s": tokens / sum(times),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "final_loss": float(out.loss)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--case", choices=sorted(CASES))
+    parser.add_argument("--cache-dir", default=None)
+    args = parser.parse_args()
+    if args.case:  # child process: one case
+        print(json.dumps(run_case(args.case, args.steps, args.batch_size, args.cache_dir)))
+        return
+    import torch
+
+    cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="vlmalign-bench-")
+    results = []
+    for case in CASES:
+        out = subprocess.run([sys.executable, __file__, "--case", case, "--steps", str(args.steps),
+                              "--batch-size", str(args.batch_size), "--cache-dir", cache_dir],
+                             capture_output=True, text=True, check=True)
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    sft = next(r for r in results if r["case"] == "sft")
+    for r in results:
+        r["rss_vs_sft"] = r["peak_rss_mib"] / sft["peak_rss_mib"]
+    print(json.dumps({"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+                      "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "steps": args.steps,
+                      "batch_size": args.batch_size, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Reference strategies agree on one batch; the precomputed cache is keyed by model and data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vlmalign.data.corruptions import RandomResizedCrop
+from vlmalign.data.datamodule import ShapesDataModule
+from vlmalign.errors import ConfigError
+from vlmalign.models import load_backbone
+from vlmalign.module import AlignmentModule
+from vlmalign.objectives import AnchorTerm, ConditionalTerm, DPOTerm, Objective
+from vlmalign.reference import FrozenCopyReference, LoraDisabledReference, PrecomputedReference
+
+VIEWS = ("chosen", "rejected", "chosen_corrupted")
+
+
+def _objective():
+    return Objective({"dpo": DPOTerm(), "conditional": ConditionalTerm(), "anchor": AnchorTerm()})
+
+
+def _datamodule(processor, **overrides):
+    settings = dict(views=VIEWS, task="preference", num_train_scenes=6, num_val_scenes=2, image_size=32,
+                    max_length=80, batch_size=3, corruption=RandomResizedCrop(), corruption_seed=0)
+    return ShapesDataModule(processor, **{**settings, **overrides})
+
+
+def _module(backbone, reference):
+    return AlignmentModule(backbone, _objective(), optimizer=lambda p: torch.optim.SGD(p, 0.1), reference=reference)
+
+
+def test_three_reference_strategies_give_the_same_loss(tiny_checkpoint, tmp_path):
+    # The reference is the *initial* policy: LoRA with B = 0 equals the base model exactly.
+    policy = load_backbone(str(tiny_checkpoint), lora={"enabled": True, "r": 4, "alpha": 8})
+    datamodule = _datamodule(policy.processor)
+    batch = next(iter(datamodule.train_dataloader()))
+    losses = {}
+    for reference in (FrozenCopyReference(), LoraDisabledReference(), PrecomputedReference(str(tmp_path))):
+        module = _module(policy, reference)
+        reference.prepare(datamodule, VIEWS)
+        with torch.no_grad():
+            for name, parameter in policy.named_parameters():  # the trained policy moves away from it
+                if "lora_B" in name:
+                    parameter.fill_(0.01)
+        out = module.step(batch)
+        losses[reference.name] = out.loss.item()
+        with torch.no_grad():
+            for name, parameter in policy.named_parameters():
+                if "lora_B" in name:
+                    parameter.zero_()
+    assert losses["frozen"] == pytest.approx(losses["lora_disabled"], rel=1e-5)
+    assert losses["frozen"] == pytest.approx(losses["precomputed"], rel=1e-5)
+    assert abs(losses["frozen"] - 3 * 0.6931) > 1e-4  # not trivially ln 2 per term: the policy moved
+
+
+def test_policy_equal_to_reference_gives_ln2_per_term(tiny_checkpoint):
+    policy = load_backbone(str(tiny_checkpoint))
+    module = _module(policy, FrozenCopyReference())
+    batch = next(iter(_datamodule(policy.processor).train_dataloader()))
+    out = module.step(batch)
+    for term in ("dpo", "conditional", "anchor"):
+        assert out.metrics[f"loss/{term}"].item() == pytest.approx(0.693147, abs=1e-5)
+
+
+def test_cache_is_rebuilt_when_data_or_model_change(tiny_checkpoint, tmp_path):
+    policy = load_backbone(str(tiny_checkpoint))
+    paths = []
+    for overrides in ({}, {}, {"plausibility": 0.0}, {"corruption_seed": 1}):
+        reference = PrecomputedReference(str(tmp_path))
+        _module(policy, reference)
+        reference.prepare(_datamodule(policy.processor, **overrides), VIEWS)
+        paths.append(reference.path)
+    assert paths[0] == paths[1] and len(set(paths)) == 3
+    with torch.no_grad():
+        next(policy.parameters()).add_(0.01)
+    reference = PrecomputedReference(str(tmp_path))
+    _module(policy, reference)
+    reference.prepare(_datamodule(policy.processor), VIEWS)
+    assert reference.path not in paths
+    assert len(list(tmp_path.glob("reflogps-*.pt"))) == 4
+
+
+def test_truncated_cache_is_rebuilt_not_loaded(tiny_checkpoint, tmp_path):
+    policy = load_backbone(str(tiny_checkpoint))
+    reference = PrecomputedReference(str(tmp_path))
+    _module(policy, reference)
+    datamodule = _datamodule(policy.processor)
+    reference.prepare(datamodule, VIEWS)
+    good = dict(reference.table)
+    reference.path.write_bytes(reference.path.read_bytes()[:100])
+    reference.prepare(datamodule, VIEWS)
+    assert reference.table == good
+
+
+def test_corrupted_image_is_the_same_for_every_consumer(tiny_checkpoint):
+    policy = load_backbone(str(tiny_checkpoint))
+    first = next(iter(_datamodule(policy.processor).train_dataloader()))
+    again = next(iter(_datamodule(policy.processor).train_dataloader()))
+    assert torch.equal(first["pixel_values"], again["pixel_values"])
+    real, corrupted = first["pixel_values"][:3], first["pixel_values"][3:]
+    assert not torch.allclose(real, corrupted)
+    assert first["views"]["chosen_corrupted"]["image_index"].tolist() == [3, 4, 5]
+
+
+def test_misconfigured_references_are_clear(tiny_checkpoint):
+    policy = load_backbone(str(tiny_checkpoint))
+    with pytest.raises(ConfigError, match="model.lora.enabled=true"):
+        _module(policy, LoraDisabledReference())
+    with pytest.raises(ConfigError, match="data.corruption is null"):
+        _datamodule(policy.processor, corruption=None)
+    with pytest.raises(ConfigError, match="data.task=sft"):
+        _datamodule(policy.processor, task="sft")

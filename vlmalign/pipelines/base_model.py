@@ -1,0 +1,54 @@
+"""The SFT base every preference run starts from: trained once, cached, shared.
+
+The base is a whole ``vlmalign-train`` run composed from its own overrides (``conf/base/*.yaml``),
+independent of the caller's overrides. Its directory is named by a fingerprint of that composed
+config, built under a file lock and renamed into place when complete, so concurrent sweep members
+wait for one build instead of racing, and a crashed build is never mistaken for a finished one.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from contextlib import nullcontext
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from vlmalign.utils.files import atomic_directory, fingerprint, locked
+
+log = logging.getLogger(__name__)
+BASE_VERSION = 1  # bump when training code changes what a base run produces
+NOT_FINGERPRINTED = ("paths", "logger", "callbacks", "task_name", "tags", "hydra")
+
+
+def compose_base_config(base: DictConfig, cache_dir: str) -> DictConfig:
+    from vlmalign.train import CONFIG_DIR
+
+    context = nullcontext() if GlobalHydra.instance().is_initialized() else \
+        initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3")
+    with context:
+        cfg = compose("train", overrides=[*base.overrides, f"paths.cache_dir={cache_dir}"])
+    return cfg
+
+
+def ensure_base_model(base: DictConfig, cache_dir: str) -> Path:
+    """Directory of the finished base run (``model/``, ``metrics.json``, ``samples.jsonl``)."""
+    from vlmalign.train import train
+
+    cfg = compose_base_config(base, cache_dir)
+    identity = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k not in NOT_FINGERPRINTED}
+    target = Path(cache_dir) / "bases" / f"{base.name}-{fingerprint([identity, BASE_VERSION])}"
+    with locked(target):
+        if (target / "model" / "config.json").exists():
+            log.info("reusing base model %s", target)
+            return target
+        log.info("training base model %s (once; later runs reuse it)", target)
+        with atomic_directory(target) as scratch:
+            with open_dict(cfg):
+                cfg.paths.output_dir = str(scratch)
+            train(cfg)
+            shutil.rmtree(scratch / "checkpoints", ignore_errors=True)  # the HF export in model/ is what is reused
+    return target

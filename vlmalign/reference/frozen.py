@@ -1,0 +1,33 @@
+"""Frozen copy of the initial policy: the textbook DPO reference (two models resident)."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from vlmalign.models.logprobs import ResponseLogProbs
+from vlmalign.reference.base import ReferencePolicy
+
+
+def reference_view_logps(backbone, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseLogProbs]:
+    """view_logps without gradients, detached (the reference never trains)."""
+    from vlmalign.module import view_logps
+
+    with torch.no_grad():
+        return {view: lp.detach() for view, lp in view_logps(backbone, batch, views).items()}
+
+
+class FrozenCopyReference(ReferencePolicy):
+    name = "frozen"
+
+    def setup(self, module) -> None:
+        super().setup(module)
+        # Kept off the LightningModule's module tree: not trained, not checkpointed (rebuilt from the base).
+        self.backbone = copy.deepcopy(module.backbone).eval()
+        for parameter in self.backbone.parameters():
+            parameter.requires_grad_(False)
+
+    def logps(self, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseLogProbs]:
+        self.backbone.to(batch["pixel_values"].device)
+        return reference_view_logps(self.backbone, batch, views)

@@ -1,0 +1,114 @@
+"""Reference log-probs computed in one pass before training and cached on disk.
+
+The cache is keyed by a fingerprint of everything that determines its numbers: the initial model
+weights, the tokenizer, the dataset description (which fixes every text and image), the views and
+the corruption and its seed (mDPO's m' must be the one the policy sees). A changed input means a
+new key, so a stale cache is never used; a truncated or unreadable file is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from vlmalign.errors import ConfigError
+from vlmalign.models.logprobs import ResponseLogProbs
+from vlmalign.reference.base import ReferencePolicy
+from vlmalign.reference.frozen import reference_view_logps
+from vlmalign.utils.files import fingerprint, locked
+
+log = logging.getLogger(__name__)
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def tokenizer_digest(tokenizer) -> str:
+    return fingerprint([sorted(tokenizer.get_vocab().items()), getattr(tokenizer, "chat_template", None)])
+
+
+class PrecomputedReference(ReferencePolicy):
+    name = "precomputed"
+
+    def __init__(self, cache_dir: str, batch_size: int = 32) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.batch_size = batch_size
+        self.table: dict[str, dict[str, tuple[float, int]]] | None = None
+        self.path: Path | None = None
+
+    def cache_key(self, datamodule, views: tuple[str, ...]) -> dict:
+        backbone = self.module.backbone
+        return {
+            "weights": weights_digest(backbone),
+            "tokenizer": tokenizer_digest(backbone.processor.tokenizer),
+            "data": datamodule.describe(),
+            "views": sorted(views),
+        }
+
+    def prepare(self, datamodule, views: tuple[str, ...], device=None) -> None:
+        key = self.cache_key(datamodule, views)
+        self.path = self.cache_dir / f"reflogps-{fingerprint(key)}.pt"
+        with locked(self.path):
+            self.table = self._load(key) if self.path.exists() else None
+            if self.table is None:
+                self.table = self._compute(datamodule, views, device)
+                tmp = self.path.with_suffix(".pt.tmp")
+                torch.save({"key": key, "table": self.table}, tmp)
+                tmp.replace(self.path)
+                log.info("reference cache written: %s (%d samples)", self.path, len(self.table))
+
+    def _load(self, key: dict):
+        try:
+            payload = torch.load(self.path, weights_only=True)
+        except Exception as error:  # truncated or corrupt: rebuild, never trust
+            log.warning("reference cache %s is unreadable (%s); rebuilding", self.path, error)
+            return None
+        return payload["table"] if payload.get("key") == key else None
+
+    def _compute(self, datamodule, views: tuple[str, ...], device) -> dict:
+        backbone = self.module.backbone
+        was_training = backbone.training
+        backbone.eval()
+        device = device or next(backbone.parameters()).device
+        table: dict[str, dict[str, tuple[float, int]]] = {}
+        try:
+            for dataset in datamodule.reference_datasets():
+                loader = DataLoader(dataset, batch_size=self.batch_size, collate_fn=datamodule.collator)
+                for batch in loader:
+                    batch = _to(batch, device)
+                    logps = reference_view_logps(backbone, batch, views)
+                    for row, sample_id in enumerate(batch["sample_ids"]):
+                        table[sample_id] = {v: (float(lp.sum[row]), int(lp.count[row])) for v, lp in logps.items()}
+        finally:
+            backbone.train(was_training)
+        return table
+
+    def logps(self, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseLogProbs]:
+        if self.table is None:
+            raise ConfigError("reference=precomputed was not prepared before training (call prepare first)")
+        missing = [s for s in batch["sample_ids"] if s not in self.table]
+        if missing:
+            raise ConfigError(f"reference cache {self.path} has no entry for samples {missing[:3]}; "
+                              "it was built for other data")
+        device = batch["pixel_values"].device
+        out = {}
+        for view in views:
+            rows = [self.table[s][view] for s in batch["sample_ids"]]
+            out[view] = ResponseLogProbs(torch.tensor([r[0] for r in rows], device=device),
+                                         torch.tensor([r[1] for r in rows], device=device))
+        return out
+
+
+def _to(batch: dict, device) -> dict:
+    from pytorch_lightning.utilities import move_data_to_device
+
+    return move_data_to_device(batch, device)
