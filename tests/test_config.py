@@ -14,7 +14,8 @@ from vlmalign.errors import ConfigError
 from vlmalign.optim import build_optimizer_factory
 from vlmalign.utils.instantiate import build
 
-GROUPS = ["model", "data", "objective", "reference", "corruption", "base", "optimizer", "scheduler", "trainer", "strategy", "logger",
+GROUPS = ["model", "data", "objective", "reference", "corruption", "base", "optimizer", "scheduler", "trainer",
+          "strategy", "logger",
           "callbacks", "eval", "paths", "experiment", "hparams_search"]
 
 
@@ -97,8 +98,11 @@ def test_cli_help_cfg_and_user_error_without_traceback(tmp_path):
     shown = subprocess.run([*cli, "--cfg", "job", "objective=sft", "seed=7"], capture_output=True, text=True, env=env)
     assert shown.returncode == 0 and "seed: 7" in shown.stdout
     helped = subprocess.run([*cli, "--help"], capture_output=True, text=True, env=env)
-    assert helped.returncode == 0 and "objective: mdpo" in helped.stdout and "reference: frozen, lora_disabled" in helped.stdout
-    failed = subprocess.run([*cli, "experiment=sft_shapes", "data.image_size=8", "model.image_size=64"], capture_output=True, text=True,
+    assert helped.returncode == 0
+    assert "objective: apo, cpo, dpo, dpo_sft, hinge, ipo, mdpo, sft" in helped.stdout
+    assert "reference: frozen, lora_disabled, none, precomputed" in helped.stdout
+    failed = subprocess.run([*cli, "experiment=sft_shapes", "data.image_size=8", "model.image_size=64"],
+                            capture_output=True, text=True,
                             env={**env, "VLMALIGN_CACHE": str(tmp_path / "cache")})
     assert failed.returncode == 2
     assert "data.image_size=8 is out of range" in failed.stderr and "Traceback" not in failed.stderr
