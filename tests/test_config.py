@@ -17,6 +17,7 @@ from vlmalign.utils.instantiate import build
 GROUPS = ["model", "data", "objective", "reference", "corruption", "base", "optimizer", "scheduler", "trainer",
           "strategy", "logger",
           "callbacks", "eval", "paths", "experiment", "hparams_search"]
+DATA_OBJECTIVE = {"shapes": "sft", "shapes_nsft": "nsft"}
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +46,10 @@ def test_every_buildable_option_instantiates(tmp_path, cache_dir, processor, tin
         cfg = compose_train([f"model={option}", *extra], tmp_path, cache_dir)
         assert build(cfg.model, "model").processor is not None
     for option in group_options("data"):
-        cfg = compose_train([f"data={option}"], tmp_path, cache_dir)
-        views = build(cfg.objective, "objective").views if option != "shapes" else ("chosen",)
+        # each data option with an objective that uses what it has (the default, mdpo, needs preference pairs)
+        objective = [f"objective={DATA_OBJECTIVE[option]}"] if option in DATA_OBJECTIVE else []
+        cfg = compose_train([f"data={option}", *objective], tmp_path, cache_dir)
+        views = build(cfg.objective, "objective").views
         assert build(cfg.data, "data", processor=processor, views=views).train_set[0].prompt_ids
     for option in group_options("objective"):
         assert build(compose_train([f"objective={option}"], tmp_path, cache_dir).objective, "objective").views
@@ -99,7 +102,7 @@ def test_cli_help_cfg_and_user_error_without_traceback(tmp_path):
     assert shown.returncode == 0 and "seed: 7" in shown.stdout
     helped = subprocess.run([*cli, "--help"], capture_output=True, text=True, env=env)
     assert helped.returncode == 0
-    assert "objective: apo, cpo, dpo, dpo_sft, hinge, ipo, mdpo, sft" in helped.stdout
+    assert "objective: apo, cpo, dpo, dpo_sft, hinge, ipo, mdpo, nsft, nsft_kl, sft" in helped.stdout
     assert "reference: frozen, lora_disabled, none, precomputed" in helped.stdout
     failed = subprocess.run([*cli, "experiment=sft_shapes", "data.image_size=8", "model.image_size=64"],
                             capture_output=True, text=True,

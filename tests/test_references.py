@@ -81,6 +81,23 @@ def test_cache_is_rebuilt_when_data_or_model_change(tiny_checkpoint, tmp_path):
     assert len(list(tmp_path.glob("reflogps-*.pt"))) == 4
 
 
+def test_cache_is_reused_by_a_later_run_with_hydra_config_types(tiny_checkpoint, tmp_path, monkeypatch):
+    # Hydra hands the datamodule OmegaConf containers (error_mix); the key must still load back under
+    # torch.load(weights_only=True), and another training seed (data order) must reuse the cache.
+    from omegaconf import OmegaConf
+
+    policy = load_backbone(str(tiny_checkpoint))
+    error_mix = OmegaConf.create({"existence": 1.0, "shape": 1.0})
+    first = PrecomputedReference(str(tmp_path))
+    _module(policy, first)
+    first.prepare(_datamodule(policy.processor, error_mix=error_mix, shuffle_seed=0), VIEWS)
+    monkeypatch.setattr(PrecomputedReference, "_compute", lambda *a: pytest.fail("cache recomputed, not reused"))
+    later = PrecomputedReference(str(tmp_path))
+    _module(policy, later)
+    later.prepare(_datamodule(policy.processor, error_mix=error_mix, shuffle_seed=1), VIEWS)
+    assert later.table == first.table
+
+
 def test_truncated_cache_is_rebuilt_not_loaded(tiny_checkpoint, tmp_path):
     policy = load_backbone(str(tiny_checkpoint))
     reference = PrecomputedReference(str(tmp_path))

@@ -1,8 +1,11 @@
 """AlignmentModule: runs the forward passes the objective asks for, calls it, logs.
 
 One LightningModule for every objective (DESIGN.md rule 3). Per step it encodes each distinct image
-once, runs all requested views (chosen, rejected, ...) in one concatenated forward, and hands the
-per-view response log-probs to the objective, together with the reference policy's when needed.
+once, runs all requested views (chosen, rejected, negatives, ...) in one concatenated forward, and
+hands the per-view response log-probs to the objective, together with the reference policy's when
+needed. A term that regularises token by token (``token_kl_views``) gets the summed per-token
+KL(π ‖ π_ref) of its views in ``logps[view].kl``, computed here from the policy's and the
+reference's response-position states.
 """
 
 from __future__ import annotations
@@ -15,20 +18,20 @@ from torch import Tensor
 
 from vlmalign.errors import ConfigError
 from vlmalign.models.backbone import VisionLanguageBackbone
-from vlmalign.models.logprobs import ResponseLogProbs
+from vlmalign.models.logprobs import ResponseLogProbs, ResponseStates, response_token_kl, states_logps
 from vlmalign.objectives.base import Objective, ObjectiveOutput
 from vlmalign.reference.base import NoReference, ReferencePolicy
 
 
-def view_logps(backbone: VisionLanguageBackbone, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseLogProbs]:
-    """Response log-probs of every view in one forward; images encoded once and shared by index."""
+def view_states(backbone: VisionLanguageBackbone, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseStates]:
+    """Response-position hidden states of every view from one forward; images encoded once, shared by index."""
     missing = [v for v in views if v not in batch["views"]]
     if missing:
         raise ConfigError(f"the objective needs views {missing} but the data provides {sorted(batch['views'])}")
     features = backbone.encode_images(batch["pixel_values"])
     parts = [batch["views"][v] for v in views]
     image_index = torch.cat([p["image_index"] for p in parts]).tolist()
-    logps = backbone.response_logps(
+    states = backbone.response_states(
         input_ids=torch.cat([p["input_ids"] for p in parts]),
         attention_mask=torch.cat([p["attention_mask"] for p in parts]),
         labels=torch.cat([p["labels"] for p in parts]),
@@ -37,9 +40,14 @@ def view_logps(backbone: VisionLanguageBackbone, batch: dict, views: tuple[str, 
     out, start = {}, 0
     for view, part in zip(views, parts):
         rows = part["input_ids"].shape[0]
-        out[view] = logps[start : start + rows]
+        out[view] = states.select(start, start + rows)
         start += rows
     return out
+
+
+def view_logps(backbone: VisionLanguageBackbone, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseLogProbs]:
+    """Response log-probs of every view, from the one forward of ``view_states``."""
+    return {view: states_logps(states) for view, states in view_states(backbone, batch, views).items()}
 
 
 class AlignmentModule(pl.LightningModule):
@@ -52,18 +60,26 @@ class AlignmentModule(pl.LightningModule):
         reference: ReferencePolicy | None = None,
     ) -> None:
         super().__init__()
-        self.backbone = backbone
+        # from_pretrained returns a model in eval mode and Lightning (>= 2.3) keeps each module's mode, so
+        # the policy must be switched to train mode here or dropout would silently stay off.
+        self.backbone = backbone.train()
         self.objective = objective
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.reference = reference if reference is not None else NoReference()
+        self.reference.check_serves(objective)  # fail now, not after setup and a first evaluation
         self.reference.setup(self)
 
     def step(self, batch: dict) -> ObjectiveOutput:
-        views = self.objective.views
-        logps = view_logps(self.backbone, batch, views)
-        ref = self.reference.logps(batch, views) if self.objective.needs_reference else None
-        return self.objective(logps, ref)
+        objective = self.objective
+        states = view_states(self.backbone, batch, objective.views)
+        logps = {view: states_logps(s) for view, s in states.items()}
+        ref = self.reference.logps(batch, objective.views) if objective.needs_reference else None
+        if objective.token_kl_views:  # per-token KL(π ‖ π_ref) needs the reference's states, not just s_ref
+            ref_states = self.reference.states(batch, objective.token_kl_views)
+            for view in objective.token_kl_views:
+                logps[view] = logps[view]._replace(kl=response_token_kl(states[view], ref_states[view]))
+        return objective(logps, ref)
 
     def _log_output(self, stage: str, out: ObjectiveOutput, batch_size: int) -> None:
         on_step = stage == "train"

@@ -17,12 +17,15 @@ METRICS = ("test/chair_i", "test/chair_s", "test/cover", "test/pope/f1", "test/p
 
 
 def load_members(sweep_dir: Path) -> tuple[dict[str, list[dict]], list[str]]:
+    """Metrics grouped by the overrides that vary across members (seed and shared overrides left out)."""
     groups, failed = defaultdict(list), []
-    for member in sorted(p for p in sweep_dir.iterdir() if (p / ".hydra" / "overrides.yaml").exists()):
-        overrides = yaml.safe_load((member / ".hydra" / "overrides.yaml").read_text())
-        label = " ".join(o for o in overrides if not o.startswith("seed="))
+    members = sorted(p for p in sweep_dir.iterdir() if (p / ".hydra" / "overrides.yaml").exists())
+    overrides = {m: yaml.safe_load((m / ".hydra" / "overrides.yaml").read_text()) for m in members}
+    shared = set.intersection(*(set(o) for o in overrides.values())) if overrides else set()
+    for member in members:
+        label = " ".join(o for o in overrides[member] if o not in shared and not o.startswith("seed=")) or "all"
         if not (member / "metrics.json").exists():
-            failed.append(f"{member.name}: {' '.join(overrides)}")
+            failed.append(f"{member.name}: {' '.join(overrides[member])}")
             continue
         groups[label].append(json.loads((member / "metrics.json").read_text()))
     return groups, failed

@@ -9,6 +9,11 @@ Batch layout::
 Every view is padded to one common length so the module can run all views in one concatenated
 forward; ``image_index`` says which row of ``pixel_values`` each sequence's image placeholders use,
 so chosen and rejected point at the same image and it is encoded once.
+
+A view is either a response to the sample's prompt (chosen, rejected, ...) or a dialogue that
+carries its own sequence and labels (``negatives``: nSFT's corrective turns, arXiv 2411.14797).
+Every view has one row per sample; a sample with an empty dialogue has a row with no labelled
+token, which adds nothing to token-mean losses.
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ from vlmalign.data.encoding import EncodedExample, pad_sequences
 from vlmalign.errors import ConfigError
 from vlmalign.models.logprobs import IGNORE_INDEX
 
-# view name → (response it scores, whether its image is the corrupted m')
+# view name → (response or dialogue it scores, whether its image is the corrupted m')
 VIEWS = {"chosen": ("chosen", False), "rejected": ("rejected", False), "chosen_corrupted": ("chosen", True),
-         "rejected_corrupted": ("rejected", True)}
+         "rejected_corrupted": ("rejected", True), "negatives": ("negatives", False)}
 
 
 class MultiViewCollator:
@@ -48,14 +53,13 @@ class MultiViewCollator:
         return self.corruption(pixels, [sample_generator(self.corruption_seed, s) for s in sample_ids])
 
     def __call__(self, examples: list[EncodedExample]) -> dict:
-        sequences, labels, owners = [], [], []
+        sequences, labels = [], []
         for view in self.views:
             key = VIEWS[view][0]
-            for row, ex in enumerate(examples):
-                response = ex.responses[key]
-                sequences.append(ex.prompt_ids + response)
-                labels.append([IGNORE_INDEX] * len(ex.prompt_ids) + response)
-                owners.append((view, row))
+            for ex in examples:
+                ids, view_labels = ex.tokens(key)
+                sequences.append(ids)
+                labels.append(view_labels)
         input_ids, attention_mask = pad_sequences(sequences, self.pad_token_id)
         label_tensor, _ = pad_sequences(labels, IGNORE_INDEX)
         batch_size = len(examples)

@@ -9,29 +9,40 @@ from torch.utils.data import DataLoader
 from vlmalign.data.collate import MultiViewCollator
 from vlmalign.data.corruptions import ImageCorruption
 from vlmalign.data.encoding import SequenceEncoder
+from vlmalign.data.nsft import NSFTJsonlDataset, ShapesNSFTDataset
 from vlmalign.data.shapes.preference import check_preference_knobs
 from vlmalign.data.shapes_preference import ShapesPreferenceDataset
 from vlmalign.data.shapes_sft import ShapesSFTDataset
 from vlmalign.errors import ConfigError
 
-TASKS = ("sft", "preference")
+TASKS = ("sft", "preference", "nsft")
+PREFERENCE_VIEWS = ("chosen", "rejected", "chosen_corrupted", "rejected_corrupted")
+# The views each task's examples have; nsft = the preference pairs plus nSFT's corrective dialogue.
+TASK_VIEWS = {"sft": ("chosen",), "preference": PREFERENCE_VIEWS, "nsft": (*PREFERENCE_VIEWS, "negatives")}
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 24, 1024
 
 
 class ShapesDataModule(pl.LightningDataModule):
-    """Train/val splits of shapes examples (``task``: sft or preference); the test split is the evaluator's."""
+    """Train/val splits of shapes examples; the test split is the evaluator's.
+
+    ``task``: sft (captions and questions), preference (chosen/rejected caption pairs) or nsft (the same
+    pairs as preference, for the same knobs, plus the corrective ``negatives`` dialogue of nSFT, arXiv
+    2411.14797). ``negatives_files`` ({split: path}, nsft only) reads a split from a JSON-lines file
+    written by ``vlmalign-build-negatives`` instead of building its turns on the fly.
+    """
 
     def __init__(
         self,
         processor,
         views: tuple[str, ...] = ("chosen",),
         task: str = "sft",
-        caption_fraction: float = 0.5,
+        caption_fraction: float = 0.75,
         existence_fraction: float = 0.25,
         error_mix: dict | None = None,
         plausibility: float = 1.0,
         num_errors: int = 1,
+        negatives_files: dict | None = None,
         corruption: ImageCorruption | None = None,
         corruption_seed: int = 0,
         num_train_scenes: int = 8000,
@@ -63,6 +74,14 @@ class ShapesDataModule(pl.LightningDataModule):
                 f"the objective needs views {list(views)} but data.task=sft only has a chosen response; "
                 "use a preference dataset (e.g. data=shapes_preference)"
             )
+        lacking = [v for v in views if v not in TASK_VIEWS[task]]
+        if lacking:
+            hint = "; the negatives dialogue is nSFT data: use data=shapes_nsft" if "negatives" in lacking else ""
+            raise ConfigError(f"the objective needs views {lacking} that data.task={task} does not have{hint}")
+        files = {split: path for split, path in (negatives_files or {}).items() if path}
+        if files and (task != "nsft" or set(files) - {"train", "val"}):
+            raise ConfigError(f"data.negatives_files={dict(files)}: only data.task=nsft reads nSFT files, keyed by "
+                              "split (train, val)")
         if batch_size < 1 or num_train_scenes < 1:
             raise ConfigError(f"data.batch_size={batch_size} and data.num_train_scenes={num_train_scenes} must be >= 1")
         self.encoder = SequenceEncoder(processor, max_length)
@@ -70,14 +89,18 @@ class ShapesDataModule(pl.LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.shuffle_seed = shuffle_seed
         common = dict(world_seed=world_seed, min_objects=min_objects, max_objects=max_objects, image_size=image_size)
-        if task == "preference":
+        if task in ("preference", "nsft"):
             try:
                 check_preference_knobs(error_mix, plausibility, num_errors)
             except ValueError as error:
                 raise ConfigError(f"data: {error}") from error
             knobs = dict(error_mix=error_mix, plausibility=plausibility, num_errors=num_errors)
-            self.train_set = ShapesPreferenceDataset(self.encoder, "train", num_train_scenes, **common, **knobs)
-            self.val_set = ShapesPreferenceDataset(self.encoder, "val", num_val_scenes, **common, **knobs)
+            pairs = ShapesPreferenceDataset if task == "preference" else ShapesNSFTDataset
+            splits = {}
+            for split, size in (("train", num_train_scenes), ("val", num_val_scenes)):
+                splits[split] = (NSFTJsonlDataset(self.encoder, files[split], image_size) if split in files
+                                 else pairs(self.encoder, split, size, **common, **knobs))
+            self.train_set, self.val_set = splits["train"], splits["val"]
         else:
             mixture = dict(caption_fraction=caption_fraction, existence_fraction=existence_fraction)
             try:
@@ -90,6 +113,9 @@ class ShapesDataModule(pl.LightningDataModule):
                              "num_errors": num_errors, "caption_fraction": caption_fraction,
                              "existence_fraction": existence_fraction,
                              "corruption": getattr(corruption, "name", None), "corruption_seed": corruption_seed}
+        if files:  # the file, not the knobs, fixes the pairs and turns of those splits
+            self._description["negatives_files"] = {split: {"path": str(files[split]), "sha256": splits[split].digest()}
+                                                    for split in sorted(files)}
 
     def describe(self) -> dict:
         """Everything that fixes the examples' texts and images (reference-cache fingerprint)."""

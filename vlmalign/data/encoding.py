@@ -7,10 +7,17 @@ is expanded to exactly the number of image tokens the model expects. Prompt posi
 Truncation never cuts the prompt (and so never the image span, the TRL/LLaMA-Factory crash
 "Image features and image tokens do not match"): a prompt that does not fit is a clear error; only
 the response tail may be cut.
+
+Multi-turn dialogues (nSFT's corrective conversations, arXiv 2411.14797) are encoded turn by turn
+with the same chat template: the first user turn holds the image and its question, later user turns
+are text; labels cover the assistant answers (and their end-of-turn token) only, never user text,
+image tokens or padding. A dialogue longer than ``max_length`` loses whole trailing turns; one whose
+first turn does not fit is a DataError (its image span cannot be cut).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -18,17 +25,43 @@ from PIL import Image
 from torch import Tensor
 
 from vlmalign.errors import DataError
+from vlmalign.models.logprobs import IGNORE_INDEX
+
+Dialogue = Sequence[tuple[str, str]]  # (user question, assistant answer) per turn; the image goes with the first
+
+
+@dataclass
+class LabelledSequence:
+    """A whole token sequence with its own labels (a multi-turn view): ``IGNORE_INDEX`` off the answers."""
+
+    input_ids: list[int]
+    labels: list[int]
+    num_turns: int = 0  # answered turns kept (0: nothing labelled)
+    dropped_turns: int = 0  # trailing turns cut to fit max_length
 
 
 @dataclass
 class EncodedExample:
-    """One image + prompt with one or more tokenised responses (chosen, rejected, ...)."""
+    """One image + prompt with one or more tokenised responses (chosen, rejected, ...), and optionally
+    dialogues about the same image that carry their own token sequence and labels (nSFT's negatives)."""
 
     sample_id: str
     pixel_values: Tensor  # (C, H, W)
     prompt_ids: list[int]
     responses: dict[str, list[int]]
     meta: dict = field(default_factory=dict)
+    dialogues: dict[str, LabelledSequence] = field(default_factory=dict)  # views that carry their own sequence
+
+    def tokens(self, key: str) -> tuple[list[int], list[int]]:
+        """(input ids, labels) of response or dialogue ``key``: prompt + response with the prompt masked,
+        or the dialogue's own sequence."""
+        if key in self.dialogues:
+            return self.dialogues[key].input_ids, self.dialogues[key].labels
+        if key not in self.responses:
+            raise DataError(f"sample {self.sample_id!r} has no response or dialogue {key!r}; it has "
+                            f"{sorted([*self.responses, *self.dialogues])}")
+        response = self.responses[key]
+        return self.prompt_ids + response, [IGNORE_INDEX] * len(self.prompt_ids) + response
 
 
 class SequenceEncoder:
@@ -40,8 +73,11 @@ class SequenceEncoder:
             raise DataError(f"data.max_length={max_length} must be at least 2")
 
     def prompt_text(self, prompt: str) -> str:
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return self.render([_user(prompt, with_image=True)], add_generation_prompt=True)
+
+    def render(self, messages: list[dict], add_generation_prompt: bool) -> str:
+        return self.processor.apply_chat_template(messages, add_generation_prompt=add_generation_prompt,
+                                                  tokenize=False)
 
     def encode_prompt(self, image: Image.Image, prompt: str) -> tuple[list[int], Tensor]:
         out = self.processor(text=[self.prompt_text(prompt)], images=[image], return_tensors="pt")
@@ -52,8 +88,16 @@ class SequenceEncoder:
         return ids + [self.tokenizer.eos_token_id]
 
     def encode(
-        self, sample_id: str, image: Image.Image, prompt: str, responses: dict[str, str], meta: dict | None = None
+        self,
+        sample_id: str,
+        image: Image.Image,
+        prompt: str,
+        responses: dict[str, str],
+        meta: dict | None = None,
+        dialogues: Mapping[str, Dialogue] | None = None,
     ) -> EncodedExample:
+        """``responses`` answer ``prompt`` in one turn; each of ``dialogues`` is a conversation of its own
+        about the same image (an empty one becomes the prompt with nothing labelled: see ``encode_dialogue``)."""
         prompt_ids, pixels = self.encode_prompt(image, prompt)
         room = self.max_length - len(prompt_ids)
         if room < 1:
@@ -67,7 +111,71 @@ class SequenceEncoder:
             if not text or not text.strip():
                 raise DataError(f"sample {sample_id!r}: response {view!r} is empty")
             encoded[view] = self.encode_response(text)[:room]
-        return EncodedExample(sample_id, pixels, prompt_ids, encoded, meta or {})
+        encoded_dialogues = {view: self.encode_dialogue(sample_id, image, turns, prompt_ids)
+                             for view, turns in (dialogues or {}).items()}
+        return EncodedExample(sample_id, pixels, prompt_ids, encoded, meta or {}, encoded_dialogues)
+
+    def encode_dialogue(
+        self, sample_id: str, image: Image.Image, turns: Dialogue, empty_prompt_ids: list[int]
+    ) -> LabelledSequence:
+        """One dialogue about ``image``: labels on the answers only, whole trailing turns dropped to fit.
+
+        A dialogue with no turns becomes ``empty_prompt_ids`` (the sample's own first turn, image
+        included, so the row still has its image placeholders) with every label masked: it has no
+        labelled token and so contributes nothing to a token-mean loss.
+        """
+        if not turns:
+            return LabelledSequence(list(empty_prompt_ids), [IGNORE_INDEX] * len(empty_prompt_ids))
+        input_ids: list[int] = []
+        labels: list[int] = []
+        history: list[dict] = []
+        for index, (question, answer) in enumerate(turns):
+            if not question.strip() or not answer.strip():
+                raise DataError(f"sample {sample_id!r}: dialogue turn {index} has an empty question or answer")
+            if index == 0:  # through the processor, which expands the image placeholder (pixels: as the prompt's)
+                user_ids, _ = self.encode_prompt(image, question)
+            else:
+                user_ids = self.tokenizer(self.next_user_text(history, question), add_special_tokens=False)["input_ids"]
+            answer_ids = self.encode_response(answer)
+            if len(input_ids) + len(user_ids) + len(answer_ids) > self.max_length:
+                if index == 0:
+                    raise DataError(
+                        f"sample {sample_id!r}: the first dialogue turn is {len(user_ids) + len(answer_ids)} tokens "
+                        f"(image placeholders included) but data.max_length={self.max_length}. Whole trailing turns "
+                        "may be dropped, but not the first (its image span cannot be cut); raise data.max_length."
+                    )
+                return LabelledSequence(input_ids, labels, index, len(turns) - index)
+            input_ids += user_ids + answer_ids
+            labels += [IGNORE_INDEX] * len(user_ids) + answer_ids
+            history += [_user(question, with_image=index == 0), _assistant(answer)]
+        return LabelledSequence(input_ids, labels, len(turns))
+
+    def next_user_text(self, history: list[dict], question: str) -> str:
+        """What the chat template adds after a finished ``history`` for the next user turn, up to and
+        including the assistant's generation prompt (the same text a one-turn prompt ends with).
+
+        The answer tokens themselves come from ``encode_response`` (text + EOS), as for one-turn
+        responses, so every assistant turn ends the way the model is trained to stop generating. For the
+        project's template the result is token for token the processor's encoding of the whole rendered
+        dialogue (tested); a template that closes a turn with more than EOS (e.g. a newline after
+        ``<|im_end|>``) loses that extra text here, exactly as one-turn responses do.
+        """
+        before = self.render(history, add_generation_prompt=False)
+        after = self.render([*history, _user(question, with_image=False)], add_generation_prompt=True)
+        if not after.startswith(before):
+            raise DataError("the chat template renders a dialogue differently once a turn is added (it is not "
+                            "prefix-stable), so multi-turn labels cannot be placed; use a template that appends "
+                            "each turn after the previous ones")
+        return after[len(before):]
+
+
+def _user(text: str, with_image: bool) -> dict:
+    content = [{"type": "image"}] if with_image else []
+    return {"role": "user", "content": [*content, {"type": "text", "text": text}]}
+
+
+def _assistant(text: str) -> dict:
+    return {"role": "assistant", "content": [{"type": "text", "text": text}]}
 
 
 def pad_sequences(sequences: list[list[int]], pad_id: int, side: str = "right") -> tuple[Tensor, Tensor]:

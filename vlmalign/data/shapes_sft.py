@@ -29,7 +29,7 @@ class ShapesSFTDataset(Dataset):
         min_objects: int,
         max_objects: int,
         image_size: int,
-        caption_fraction: float = 0.5,
+        caption_fraction: float = 0.75,
         existence_fraction: float = 0.25,
     ) -> None:
         if not (0 <= caption_fraction and 0 <= existence_fraction and caption_fraction + existence_fraction <= 1):

@@ -15,7 +15,7 @@ best object again: it is not a CHAIR hallucination, but its size/position claims
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from vlmalign.data.shapes.parse import Mention, parse_count, parse_mentions
@@ -25,6 +25,7 @@ from vlmalign.data.shapes.world import Scene, ShapeObject
 @dataclass
 class CaptionScore:
     mentions: list[Mention]
+    referents: list[int | None] = field(default_factory=list)  # scene object each mention refers to; None: hallucinated
     hallucinated: list[Mention] = field(default_factory=list)
     covered: set[int] = field(default_factory=set)  # indices of scene objects that were mentioned
     attribute_errors: int = 0  # matched mentions whose stated size is wrong
@@ -39,47 +40,58 @@ class CaptionScore:
         return len(self.hallucinated) + self.attribute_errors + self.spatial_errors + (self.count_correct is False)
 
 
-def _compatible(mention: Mention, obj: ShapeObject) -> bool:
+def compatible(mention: Mention, obj: ShapeObject) -> bool:
+    """The mention could refer to the object: same shape and, when stated, same colour."""
     return mention.shape == obj.shape and (mention.color is None or mention.color == obj.color)
 
 
-def _contradictions(mention: Mention, obj: ShapeObject) -> tuple[bool, bool]:
+def contradictions(mention: Mention, obj: ShapeObject) -> tuple[bool, bool]:
     """(size wrong, position wrong); an unstated attribute is never wrong."""
     return (mention.size is not None and mention.size != obj.size,
             mention.position is not None and mention.position != obj.position)
 
 
 def _rank(mention: Mention, obj: ShapeObject) -> tuple[int, int]:
-    size_wrong, position_wrong = _contradictions(mention, obj)
+    size_wrong, position_wrong = contradictions(mention, obj)
     confirmed = 2 * (mention.position == obj.position) + (mention.size == obj.size)
     return (size_wrong + position_wrong, -confirmed)
 
 
-def score_caption(scene: Scene, text: str) -> CaptionScore:
-    score = CaptionScore(parse_mentions(text))
+def match_mentions(scene: Scene, mentions: Sequence[Mention]) -> list[int | None]:
+    """Index of the scene object each mention refers to, or None for a hallucinated mention.
+
+    One-to-one, best agreement first; a mention left over (the caption repeats an object) refers to its
+    best object again.
+    """
     objects = scene.objects
-    candidates = {m: [j for j, o in enumerate(objects) if _compatible(mention, o)]
-                  for m, mention in enumerate(score.mentions)}
-    pairs = sorted((_rank(score.mentions[m], objects[j]), m, j) for m, js in candidates.items() for j in js)
+    candidates = [[j for j, o in enumerate(objects) if compatible(m, o)] for m in mentions]
+    pairs = sorted((_rank(mentions[m], objects[j]), m, j) for m, js in enumerate(candidates) for j in js)
     assignment: dict[int, int] = {}
     for _, m, j in pairs:  # greedy one-to-one, best agreement first
         if m not in assignment and j not in assignment.values():
             assignment[m] = j
-    for m, mention in enumerate(score.mentions):
-        if not candidates[m]:
+    return [
+        assignment[m] if m in assignment else min(js, key=lambda k: (_rank(mentions[m], objects[k]), k))
+        if js else None
+        for m, js in enumerate(candidates)
+    ]
+
+
+def score_caption(scene: Scene, text: str) -> CaptionScore:
+    score = CaptionScore(parse_mentions(text))
+    score.referents = match_mentions(scene, score.mentions)
+    for mention, j in zip(score.mentions, score.referents):
+        if j is None:
             score.hallucinated.append(mention)
             continue
-        j = assignment.get(m)
-        if j is None:  # a repeated object: re-use its best match
-            j = min(candidates[m], key=lambda k: (_rank(mention, objects[k]), k))
-        size_wrong, position_wrong = _contradictions(mention, objects[j])
+        size_wrong, position_wrong = contradictions(mention, scene.objects[j])
         score.covered.add(j)
         score.matched += 1
         score.attribute_errors += size_wrong
         score.spatial_errors += position_wrong
     score.count_stated = parse_count(text)
     if score.count_stated is not None:
-        score.count_correct = score.count_stated == len(objects)
+        score.count_correct = score.count_stated == len(scene.objects)
     return score
 
 

@@ -2,13 +2,23 @@
 
 from vlmalign.models.backbone import VisionLanguageBackbone
 from vlmalign.models.loader import load_backbone, tiny_llava_backbone
-from vlmalign.models.logprobs import IGNORE_INDEX, ResponseLogProbs, response_logps
+from vlmalign.models.logprobs import (
+    IGNORE_INDEX,
+    ResponseLogProbs,
+    ResponseStates,
+    response_logps,
+    response_states,
+    response_token_kl,
+)
 
 __all__ = [
     "IGNORE_INDEX",
     "ResponseLogProbs",
+    "ResponseStates",
     "VisionLanguageBackbone",
     "load_backbone",
     "response_logps",
+    "response_states",
+    "response_token_kl",
     "tiny_llava_backbone",
 ]

@@ -1,7 +1,8 @@
 """One wrapper around any HF image-text-to-text model: the only place that knows its internals.
 
 The module asks it for two things: image features (computed once per unique image) and response
-log-probs of token sequences that reuse those features. transformers passes precomputed features
+log-probs (or the response-position hidden states they come from) of token sequences that reuse
+those features. transformers passes precomputed features
 through ``mm_encoder_outputs``, which is what lets chosen, rejected and every other view of one
 image share a single vision-tower pass (DESIGN.md, "Performance levers").
 """
@@ -14,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from vlmalign.models.logprobs import ResponseLogProbs, response_logps
+from vlmalign.models.logprobs import ResponseLogProbs, ResponseStates, response_states, states_logps
 
 
 class VisionLanguageBackbone(nn.Module):
@@ -44,17 +45,24 @@ class VisionLanguageBackbone(nn.Module):
         """Vision tower + projector, one (tokens, hidden) tensor per image."""
         return list(self.core.model.get_image_features(pixel_values=pixel_values).pooler_output)
 
-    def response_logps(
+    def response_states(
         self, input_ids: Tensor, attention_mask: Tensor, labels: Tensor, image_features: list[Tensor]
-    ) -> ResponseLogProbs:
-        """Summed response log-probs; row i uses ``image_features[i]`` for its image placeholders."""
+    ) -> ResponseStates:
+        """Hidden states at the response positions (and the head that projects them); row i of the batch
+        uses ``image_features[i]`` for its image placeholders."""
         encoder_outputs = None
         if image_features:
             encoder_outputs = {"image": BaseModelOutputWithPooling(pooler_output=image_features)}
         hidden = self.core.model(
             input_ids=input_ids, attention_mask=attention_mask, mm_encoder_outputs=encoder_outputs
         ).last_hidden_state
-        return response_logps(hidden, labels, head=self.core.get_output_embeddings())
+        return response_states(hidden, labels, head=self.core.get_output_embeddings())
+
+    def response_logps(
+        self, input_ids: Tensor, attention_mask: Tensor, labels: Tensor, image_features: list[Tensor]
+    ) -> ResponseLogProbs:
+        """Summed response log-probs; row i uses ``image_features[i]`` for its image placeholders."""
+        return states_logps(self.response_states(input_ids, attention_mask, labels, image_features))
 
     @torch.no_grad()
     def generate(self, input_ids: Tensor, attention_mask: Tensor, pixel_values: Tensor, **kwargs) -> Tensor:

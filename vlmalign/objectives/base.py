@@ -1,8 +1,17 @@
 """The objective-term interface (DESIGN.md rule 1) and the weighted composite (rule 2).
 
 A term is a pure function of response log-probs: it declares which *views* (chosen, rejected,
-chosen_corrupted, ...) it needs and whether it needs a reference policy, and never touches the
-model, optimizer or distributed code. The module computes each requested view once per step.
+chosen_corrupted, negatives, ...) it needs and whether it needs a reference policy, and never touches
+the model, optimizer or distributed code. The module computes each requested view once per step.
+
+What a term can ask of the reference:
+
+- ``needs_reference``: the reference's summed log-probs s_ref of every view, passed as ``ref``
+  (DPO, mDPO). Any reference strategy serves it, the precomputed cache included.
+- ``token_kl_views``: the summed per-token KL(π ‖ π_ref) over the response tokens of these views,
+  passed in ``logps[view].kl`` (nSFT's KL ablation, arXiv 2411.14797). That needs the reference's
+  full next-token distributions, so only a strategy that runs a reference model serves it (frozen,
+  lora_disabled); the others refuse with a ConfigError when the module is built.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ class ObjectiveTerm:
 
     views: ClassVar[tuple[str, ...]] = ("chosen",)
     needs_reference: ClassVar[bool] = False
+    token_kl_views: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, weight: float = 1.0) -> None:
         self.weight = float(weight)
@@ -62,6 +72,14 @@ class Objective:
     @property
     def needs_reference(self) -> bool:
         return any(term.needs_reference for term in self.terms.values())
+
+    @property
+    def token_kl_views(self) -> tuple[str, ...]:
+        """Views whose per-token KL to the reference some term needs (a subset of ``views``)."""
+        ordered: dict[str, None] = {}
+        for term in self.terms.values():
+            ordered.update(dict.fromkeys(term.token_kl_views))
+        return tuple(ordered)
 
     def __call__(self, logps: LogProbs, ref: LogProbs | None = None) -> ObjectiveOutput:
         if self.needs_reference and ref is None:

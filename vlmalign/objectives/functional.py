@@ -10,9 +10,30 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def token_mean(per_example_sums: Tensor, token_counts: Tensor) -> Tensor:
+    """Σ_b x_b / Σ_b |y_b| over the whole batch (scalar). Rows with no tokens add nothing to either sum;
+    a batch with no tokens at all gives exactly 0 (never NaN)."""
+    return per_example_sums.sum() / token_counts.sum().clamp(min=1)
+
+
 def sft_loss(summed_logps: Tensor, token_counts: Tensor) -> Tensor:
-    """Token-mean negative log-likelihood over the whole batch (scalar): −Σ_b s_b / Σ_b |y_b|."""
-    return -summed_logps.sum() / token_counts.sum().clamp(min=1)
+    """Token-mean negative log-likelihood over the whole batch (scalar): −Σ_b s_b / Σ_b |y_b|.
+
+    Also nSFT's negative-supervision loss (arXiv 2411.14797, §3): the corrective question-answer turns
+    built from the rejected response are trained on with this same SFT loss, labels on the answers.
+    """
+    return -token_mean(summed_logps, token_counts)
+
+
+def token_kl_penalty(summed_kl: Tensor, token_counts: Tensor) -> Tensor:
+    """Token-mean KL(π ‖ π_ref) over the whole batch (scalar): Σ_b Σ_t KL_{b,t} / Σ_b |y_b|.
+
+    ``summed_kl`` is Σ_t KL(π(·|m, x, y_<t) ‖ π_ref(·|m, x, y_<t)) per example, the exact full-vocabulary
+    KL at each response position (``vlmalign.models.logprobs.response_token_kl``). nSFT (arXiv
+    2411.14797) is reference-free; adding this to its SFT losses is the ablation that asks whether a
+    per-token constraint to the starting model, as RLHF has, adds anything to negative supervision.
+    """
+    return token_mean(summed_kl, token_counts)
 
 
 def _margin(policy_chosen_logps: Tensor, policy_rejected_logps: Tensor, ref_chosen_logps: Tensor,

@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vlmalign.utils.files import atomic_directory, fingerprint, locked
+from vlmalign.utils.files import atomic_directory, fingerprint, locked, remove_stale_scratch
 
 log = logging.getLogger(__name__)
 BASE_VERSION = 1  # bump when training code changes what a base run produces
@@ -45,6 +45,8 @@ def ensure_base_model(base: DictConfig, cache_dir: str) -> Path:
         if (target / "model" / "config.json").exists():
             log.info("reusing base model %s", target)
             return target
+        for stale in remove_stale_scratch(target):
+            log.warning("removed %s, an unfinished build left by a killed run", stale)
         log.info("training base model %s (once; later runs reuse it)", target)
         with atomic_directory(target) as scratch:
             with open_dict(cfg):

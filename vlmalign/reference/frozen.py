@@ -6,7 +6,7 @@ import copy
 
 import torch
 
-from vlmalign.models.logprobs import ResponseLogProbs
+from vlmalign.models.logprobs import ResponseLogProbs, ResponseStates
 from vlmalign.reference.base import ReferencePolicy
 
 
@@ -18,8 +18,17 @@ def reference_view_logps(backbone, batch: dict, views: tuple[str, ...]) -> dict[
         return {view: lp.detach() for view, lp in view_logps(backbone, batch, views).items()}
 
 
+def reference_view_states(backbone, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseStates]:
+    """view_states without gradients (the head is applied later, chunk by chunk, also without them)."""
+    from vlmalign.module import view_states
+
+    with torch.no_grad():
+        return view_states(backbone, batch, views)
+
+
 class FrozenCopyReference(ReferencePolicy):
     name = "frozen"
+    provides_states = True
 
     def setup(self, module) -> None:
         super().setup(module)
@@ -31,3 +40,7 @@ class FrozenCopyReference(ReferencePolicy):
     def logps(self, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseLogProbs]:
         self.backbone.to(batch["pixel_values"].device)
         return reference_view_logps(self.backbone, batch, views)
+
+    def states(self, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseStates]:
+        self.backbone.to(batch["pixel_values"].device)
+        return reference_view_states(self.backbone, batch, views)

@@ -9,10 +9,12 @@ new key, so a stale cache is never used; a truncated or unreadable file is rebui
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from vlmalign.errors import ConfigError
@@ -22,6 +24,12 @@ from vlmalign.reference.frozen import reference_view_logps
 from vlmalign.utils.files import fingerprint, locked
 
 log = logging.getLogger(__name__)
+
+
+def _plain(value):
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    raise TypeError(f"cannot fingerprint {type(value).__name__} in the reference-cache key")
 
 
 def weights_digest(module: torch.nn.Module) -> str:
@@ -45,14 +53,17 @@ class PrecomputedReference(ReferencePolicy):
         self.table: dict[str, dict[str, tuple[float, int]]] | None = None
         self.path: Path | None = None
 
-    def cache_key(self, datamodule, views: tuple[str, ...]) -> dict:
+    def cache_key(self, datamodule, views: tuple[str, ...]) -> str:
+        """Canonical JSON: stored in the file as a plain string, so ``torch.load(weights_only=True)``
+        reads it back whatever types the data description held (e.g. OmegaConf containers)."""
         backbone = self.module.backbone
-        return {
+        key = {
             "weights": weights_digest(backbone),
             "tokenizer": tokenizer_digest(backbone.processor.tokenizer),
             "data": datamodule.describe(),
             "views": sorted(views),
         }
+        return json.dumps(key, sort_keys=True, default=_plain)
 
     def prepare(self, datamodule, views: tuple[str, ...], device=None) -> None:
         key = self.cache_key(datamodule, views)
@@ -66,7 +77,7 @@ class PrecomputedReference(ReferencePolicy):
                 tmp.replace(self.path)
                 log.info("reference cache written: %s (%d samples)", self.path, len(self.table))
 
-    def _load(self, key: dict):
+    def _load(self, key: str):
         try:
             payload = torch.load(self.path, weights_only=True)
         except Exception as error:  # truncated or corrupt: rebuild, never trust

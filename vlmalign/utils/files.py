@@ -52,7 +52,11 @@ def write_json_atomic(path: str | Path, payload: Any) -> None:
 
 @contextmanager
 def atomic_directory(target: str | Path) -> Iterator[Path]:
-    """Yield a scratch directory that becomes ``target`` only if the block finishes."""
+    """Yield a scratch directory that becomes ``target`` only if the block finishes.
+
+    A process killed outright (SIGKILL, power loss) leaves its scratch behind; callers holding the
+    target's lock clear those with ``remove_stale_scratch``.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
@@ -62,3 +66,15 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     finally:
         if scratch.exists():
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def remove_stale_scratch(target: str | Path) -> list[Path]:
+    """Delete scratch directories of ``atomic_directory(target)`` left by killed processes.
+
+    Only safe while holding ``locked(target)``: then no live process can be writing one.
+    """
+    target = Path(target)
+    stale = sorted(target.parent.glob(f".{target.name}.*.tmp"))
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
