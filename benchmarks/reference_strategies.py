@@ -1,4 +1,5 @@
-"""Step time and peak memory of DPO with each reference strategy (and SFT as the one-model floor).
+"""Step time and peak memory of DPO with each reference strategy, against the one-model objectives
+(SFT, nSFT) and mDPO.
 
 Each strategy runs in its own process (peak RSS is per process). Memory is reported as the growth of
 peak RSS over the process's footprint before any model is built (the interpreter and libraries are the
@@ -21,6 +22,7 @@ import time
 
 CASES = {
     "sft": ("sft", "none", False),
+    "nsft": ("nsft", "none", False),  # nSFT (arXiv 2411.14797): chosen + corrective turns, one model
     "dpo_frozen": ("dpo", "frozen", False),
     "dpo_precomputed": ("dpo", "precomputed", False),
     "dpo_lora_disabled": ("dpo", "lora_disabled", True),
@@ -45,7 +47,7 @@ def run_case(name: str, steps: int, batch_size: int, cache_dir: str, spec: dict)
     from vlmalign.data.datamodule import ShapesDataModule
     from vlmalign.models import tiny_llava_backbone
     from vlmalign.module import AlignmentModule
-    from vlmalign.objectives import AnchorTerm, ConditionalTerm, DPOTerm, Objective, SFTTerm
+    from vlmalign.objectives import AnchorTerm, ConditionalTerm, DPOTerm, NegativeSFTTerm, Objective, SFTTerm
     from vlmalign.reference import FrozenCopyReference, LoraDisabledReference, NoReference, PrecomputedReference
 
     objective_name, reference_name, lora = CASES[name]
@@ -54,12 +56,13 @@ def run_case(name: str, steps: int, batch_size: int, cache_dir: str, spec: dict)
     backbone = tiny_llava_backbone(f"{cache_dir}/models", lora={"enabled": lora, "r": 8, "alpha": 16}, **spec)
     objective = {
         "sft": lambda: Objective({"sft": SFTTerm()}),
+        "nsft": lambda: Objective({"sft": SFTTerm(), "negatives": NegativeSFTTerm()}),
         "dpo": lambda: Objective({"dpo": DPOTerm()}),
         "mdpo": lambda: Objective({"dpo": DPOTerm(), "conditional": ConditionalTerm(), "anchor": AnchorTerm()}),
     }[objective_name]()
     reference = {"none": NoReference, "frozen": FrozenCopyReference, "lora_disabled": LoraDisabledReference,
                  "precomputed": lambda: PrecomputedReference(f"{cache_dir}/reference")}[reference_name]()
-    task = "sft" if objective_name == "sft" else "preference"
+    task = {"sft": "sft", "nsft": "nsft"}.get(objective_name, "preference")
     datamodule = ShapesDataModule(backbone.processor, views=objective.views, task=task, batch_size=batch_size,
                                   num_train_scenes=batch_size * (steps + 5), num_val_scenes=1,
                                   corruption=RandomResizedCrop())
