@@ -158,10 +158,11 @@ def test_nsft_jsonl_from_the_builder_cli_gives_the_same_examples(tiny_parts, tmp
     _, processor = tiny_parts
     out = tmp_path / "nsft_train.jsonl"
     assert main(["--shapes-split", "train", "--num-scenes", "6", "--world-seed", "0", "--min-objects", "1",
-                 "--max-objects", "3", "--plausibility", "1.0", "--num-errors", "1", "-o", str(out)]) == 0
+                 "--max-objects", "3", "--plausibility", "1.0", "--num-errors", "1", "--error-mix", "shape=1",
+                 "-o", str(out)]) == 0
     capsys.readouterr()
-    from_rules = _shapes(processor, "nsft")
-    from_file = _shapes(processor, "nsft", negatives_files={"train": str(out), "val": None})
+    from_rules = _shapes(processor, "nsft", error_mix={"shape": 1.0})
+    from_file = _shapes(processor, "nsft", negatives_files={"train": str(out), "val": None}, error_mix={"shape": 1.0})
     assert len(from_file.train_set) == 6
     for a, b in zip(from_file.train_set, from_rules.train_set):
         assert (a.sample_id, a.prompt_ids, a.responses) == (b.sample_id, b.prompt_ids, b.responses)
