@@ -44,3 +44,22 @@ def test_missing_reference_and_empty_objective_are_config_errors():
         Objective({})
     with pytest.raises(ConfigError, match="weight 0"):
         Objective({"sft": SFTTerm(weight=0.0)})
+
+
+def test_dpo_family_terms_apply_their_loss_to_the_right_statistic():
+    from vlmalign.objectives import DPOTerm, HingeTerm, IPOTerm
+    from vlmalign.objectives.functional import dpo_loss, hinge_loss, ipo_loss
+
+    counts = torch.tensor([2, 5])
+    policy = {"chosen": ResponseLogProbs(torch.tensor([-3.0, -6.0]), counts),
+              "rejected": ResponseLogProbs(torch.tensor([-5.0, -4.0]), torch.tensor([4, 1]))}
+    ref = {"chosen": ResponseLogProbs(torch.tensor([-4.0, -5.0]), counts),
+           "rejected": ResponseLogProbs(torch.tensor([-4.5, -4.5]), torch.tensor([4, 1]))}
+    sums = [side[v].sum for side in (policy, ref) for v in ("chosen", "rejected")]
+    means = [side[v].mean for side in (policy, ref) for v in ("chosen", "rejected")]
+    assert DPOTerm(beta=0.2, label_smoothing=0.1)(policy, ref).loss.item() == pytest.approx(
+        dpo_loss(*sums, 0.2, 0.1).mean().item())
+    assert HingeTerm(beta=0.2)(policy, ref).loss.item() == pytest.approx(hinge_loss(*sums, 0.2).mean().item())
+    # IPO reads length-normalised log-probs (sum / count), which differ from the sums here.
+    assert IPOTerm(beta=0.2)(policy, ref).loss.item() == pytest.approx(ipo_loss(*means, 0.2).mean().item())
+    assert ipo_loss(*means, 0.2).mean().item() != pytest.approx(ipo_loss(*sums, 0.2).mean().item())

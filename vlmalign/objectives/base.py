@@ -62,12 +62,13 @@ class Objective:
         if not self.terms:
             raise ConfigError("every term in objective.terms has weight 0: nothing to optimise")
 
+    def _union(self, attribute: str) -> tuple[str, ...]:
+        """The terms' ``attribute`` tuples merged, first appearance first, without repeats."""
+        return tuple(dict.fromkeys(v for term in self.terms.values() for v in getattr(term, attribute)))
+
     @property
     def views(self) -> tuple[str, ...]:
-        ordered: dict[str, None] = {}
-        for term in self.terms.values():
-            ordered.update(dict.fromkeys(term.views))
-        return tuple(ordered)
+        return self._union("views")
 
     @property
     def needs_reference(self) -> bool:
@@ -76,10 +77,7 @@ class Objective:
     @property
     def token_kl_views(self) -> tuple[str, ...]:
         """Views whose per-token KL to the reference some term needs (a subset of ``views``)."""
-        ordered: dict[str, None] = {}
-        for term in self.terms.values():
-            ordered.update(dict.fromkeys(term.token_kl_views))
-        return tuple(ordered)
+        return self._union("token_kl_views")
 
     def __call__(self, logps: LogProbs, ref: LogProbs | None = None) -> ObjectiveOutput:
         if self.needs_reference and ref is None:
