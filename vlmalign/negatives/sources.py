@@ -10,18 +10,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
 
 from vlmalign.data.shapes.world import Scene
 from vlmalign.errors import ConfigError, DataError
 from vlmalign.negatives.interface import PreferenceSample
 from vlmalign.negatives.jsonl import iter_jsonl
+from vlmalign.utils.compose import compose_train
 
 TEXT_FIELDS = ("prompt", "chosen", "rejected")
 EXPECTED = ("one JSON object per line with fields id (string or integer), prompt, chosen, rejected (strings) "
             "and image (a path) and/or scene (a shapes scene object)")
-# The data config the training run composes, so the default split here is the split training sees.
-DATA_CONF = Path(__file__).resolve().parents[2] / "conf" / "data"
 
 
 def sample_from_row(row: Any, origin: str) -> PreferenceSample:
@@ -66,16 +66,14 @@ def read_preference_jsonl(path: str | Path) -> list[PreferenceSample]:
 
 
 def shapes_data_defaults() -> dict[str, Any]:
-    """The shapes preference knobs of conf/data (shapes.yaml overlaid by shapes_preference.yaml)."""
-    merged: dict[str, Any] = {}
-    for name in ("shapes.yaml", "shapes_preference.yaml"):
-        path = DATA_CONF / name
-        try:
-            merged.update(yaml.safe_load(path.read_text()) or {})
-        except (OSError, yaml.YAMLError) as error:
-            raise ConfigError(f"cannot read the shapes data config {path} ({error}); pass every shapes option "
-                              "explicitly") from error
-    return merged
+    """The shapes preference knobs as a training run composes them (``data=shapes_preference``), so the
+    default split here is the split training sees."""
+    try:
+        data = compose_train(["data=shapes_preference"]).data
+    except HydraException as error:
+        raise ConfigError(f"cannot compose the shapes data config ({error}); pass every shapes option "
+                          "explicitly") from error
+    return OmegaConf.to_container(data, resolve=False)  # the knobs are literals; others need a full run
 
 
 def shapes_preference_samples(

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import logging
 import shutil
-from contextlib import nullcontext
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from vlmalign.utils.compose import compose_train
 from vlmalign.utils.files import atomic_directory, fingerprint, locked, remove_stale_scratch
 
 log = logging.getLogger(__name__)
@@ -25,13 +23,7 @@ NOT_FINGERPRINTED = ("paths", "logger", "callbacks", "task_name", "tags", "hydra
 
 
 def compose_base_config(base: DictConfig, cache_dir: str) -> DictConfig:
-    from vlmalign.train import CONFIG_DIR
-
-    context = nullcontext() if GlobalHydra.instance().is_initialized() else \
-        initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3")
-    with context:
-        cfg = compose("train", overrides=[*base.overrides, f"paths.cache_dir={cache_dir}"])
-    return cfg
+    return compose_train([*base.overrides, f"paths.cache_dir={cache_dir}"])
 
 
 def ensure_base_model(base: DictConfig, cache_dir: str) -> Path:

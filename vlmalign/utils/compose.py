@@ -1,0 +1,20 @@
+"""Compose ``conf/train.yaml`` outside a ``@hydra.main`` run: the one way code reads the project's config."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
+
+
+def compose_train(overrides: Sequence[str] = ()) -> DictConfig:
+    """The composed train config for ``overrides``, inside a running Hydra app or on its own."""
+    from vlmalign.train import CONFIG_DIR
+
+    context = nullcontext() if GlobalHydra.instance().is_initialized() else \
+        initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3")
+    with context:
+        return compose("train", overrides=list(overrides))
