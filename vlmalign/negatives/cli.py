@@ -151,8 +151,9 @@ def make_builder(args: argparse.Namespace, samples: list[PreferenceSample]) -> N
 
 
 def _default_cache_dir() -> Path:
-    # The same root as conf/paths (cache_dir: $VLMALIGN_CACHE, else <root>/.cache/vlmalign).
-    return Path(os.environ.get("VLMALIGN_CACHE") or Path.cwd() / ".cache" / "vlmalign") / "negatives"
+    # The same root as conf/paths: $VLMALIGN_CACHE, else <$VLMALIGN_ROOT or the working dir>/.cache/vlmalign.
+    root = Path(os.environ.get("VLMALIGN_ROOT") or Path.cwd())
+    return Path(os.environ.get("VLMALIGN_CACHE") or root / ".cache" / "vlmalign") / "negatives"
 
 
 def sidecar(output: Path, suffix: str) -> Path:
