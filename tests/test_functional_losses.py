@@ -66,3 +66,13 @@ def test_conditional_and_anchor_directions():
 
 def test_sft_loss_token_mean():
     assert sft_loss(torch.tensor([-3.0, -1.0]), torch.tensor([2, 2])).item() == pytest.approx(1.0)
+
+
+def test_sft_loss_sequence_mean_weighs_each_example_once():
+    # a caption, a one-word answer, an empty row
+    sums, counts = torch.tensor([-6.0, -1.0, 0.0]), torch.tensor([3, 1, 0])
+    assert sft_loss(sums, counts).item() == pytest.approx(7 / 4)
+    assert sft_loss(sums, counts, "sequence").item() == pytest.approx((2 + 1) / 2)
+    assert sft_loss(torch.zeros(2), torch.zeros(2, dtype=torch.long), "sequence").item() == 0.0
+    with pytest.raises(ValueError, match="reduction"):
+        sft_loss(sums, counts, "sum")

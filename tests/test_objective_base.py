@@ -25,6 +25,11 @@ def test_sft_is_token_mean_nll_over_the_batch():
     out = Objective({"sft": SFTTerm()})({"chosen": ResponseLogProbs(torch.tensor([-2.0, -4.0]), torch.tensor([1, 3]))})
     assert out.loss.item() == pytest.approx(6.0 / 4)
     assert out.metrics["loss/sft"].item() == pytest.approx(1.5)
+    per_example = Objective({"sft": SFTTerm(reduction="sequence")})(
+        {"chosen": ResponseLogProbs(torch.tensor([-2.0, -4.0]), torch.tensor([1, 3]))})
+    assert per_example.loss.item() == pytest.approx((2.0 + 4.0 / 3) / 2)
+    with pytest.raises(ValueError, match="reduction='sum' is not one of"):
+        SFTTerm(reduction="sum")
 
 
 def test_weights_views_and_reference_flags_compose():

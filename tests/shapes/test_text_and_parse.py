@@ -6,6 +6,7 @@ import pytest
 
 from vlmalign.data.shapes import (
     COLORS,
+    SHAPES,
     Mention,
     Scene,
     ShapeObject,
@@ -149,6 +150,29 @@ def test_questions_are_answered_from_the_scene():
     assert {k for k, _, _ in questions(SCENE, random.Random(0), kinds=("count",))} == {"count"}
     with pytest.raises(ValueError, match="unknown question kinds"):
         questions(SCENE, random.Random(0), kinds=("colour",))
+
+
+def _existence_negative(scene: Scene, rng: random.Random, rate: float) -> tuple[str, str]:
+    [question] = [q for k, q, a in questions(scene, rng, ("existence",), confusable_negatives=rate) if a == "no"]
+    color, shape = question.split()[3:5]
+    return color, shape
+
+
+def test_confusable_existence_negatives_share_a_colour_or_shape_with_the_scene():
+    def shares(pair: tuple[str, str]) -> bool:
+        return any(pair[0] == o.color or pair[1] == o.shape for o in SCENE.objects)
+
+    always = [_existence_negative(SCENE, random.Random(seed), 1.0) for seed in range(100)]
+    assert all(shares(pair) for pair in always)
+    half = [shares(_existence_negative(SCENE, random.Random(seed), 0.5)) for seed in range(400)]
+    never = [shares(_existence_negative(SCENE, random.Random(seed), 0.0)) for seed in range(400)]
+    assert sum(never) / 400 + 0.1 < sum(half) / 400 < 1.0  # a mix, clearly above the uniform draw's share
+    # Rate 0 draws nothing extra, so the tokenizer corpus (and the token ids trained from it) never moves.
+    rng_a, rng_b = random.Random(5), random.Random(5)
+    questions(SCENE, rng_a, ("existence",), confusable_negatives=0.0)
+    rng_b.choice(sorted({o.identity for o in SCENE.objects}))
+    rng_b.choice([(c, s) for c in COLORS for s in SHAPES if (c, s) not in {o.identity for o in SCENE.objects}])
+    assert rng_a.random() == rng_b.random()
 
 
 def test_spatial_questions_only_about_unique_objects():

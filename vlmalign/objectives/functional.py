@@ -16,13 +16,23 @@ def token_mean(per_example_sums: Tensor, token_counts: Tensor) -> Tensor:
     return per_example_sums.sum() / token_counts.sum().clamp(min=1)
 
 
-def sft_loss(summed_logps: Tensor, token_counts: Tensor) -> Tensor:
-    """Token-mean negative log-likelihood over the whole batch (scalar): −Σ_b s_b / Σ_b |y_b|.
+def sft_loss(summed_logps: Tensor, token_counts: Tensor, reduction: str = "token") -> Tensor:
+    """Negative log-likelihood of the responses (scalar).
+
+    ``reduction="token"``: token mean over the whole batch, −Σ_b s_b / Σ_b |y_b| (LLaVA's SFT loss).
+    ``reduction="sequence"``: mean over examples of each response's token mean, −(1/B) Σ_b s_b / |y_b|,
+    so a one-word answer ("yes") weighs as much as a twenty-word caption in a mixed batch; under the
+    token mean such answers get a few percent of the gradient and a small model learns only their prior.
 
     Also nSFT's negative-supervision loss (arXiv 2411.14797, §3): the corrective question-answer turns
     built from the rejected response are trained on with this same SFT loss, labels on the answers.
     """
-    return -token_mean(summed_logps, token_counts)
+    if reduction == "token":
+        return -token_mean(summed_logps, token_counts)
+    if reduction == "sequence":
+        answered = token_counts > 0  # rows with no response tokens carry no example to average
+        return -(summed_logps[answered] / token_counts[answered]).sum() / answered.sum().clamp(min=1)
+    raise ValueError(f"SFT reduction {reduction!r} is not one of 'token', 'sequence'")
 
 
 def token_kl_penalty(summed_kl: Tensor, token_counts: Tensor) -> Tensor:

@@ -107,10 +107,12 @@ def describe(scene: Scene, rng: random.Random, shuffle: bool = False) -> str:
     return render_caption(*caption_plan(scene, rng, shuffle))
 
 
-def questions(scene: Scene, rng: random.Random, kinds: Sequence[str] = QUESTION_KINDS) -> list[tuple[str, str, str]]:
+def questions(scene: Scene, rng: random.Random, kinds: Sequence[str] = QUESTION_KINDS,
+              confusable_negatives: float = 0.5) -> list[tuple[str, str, str]]:
     """(kind, question, answer) triples about ``scene``.
 
-    existence: one present and one absent (colour, shape) pair; attribute: the colour of one object and
+    existence: one present and one absent (colour, shape) pair, the absent one sharing a colour or shape
+    with a present object with probability ``confusable_negatives``; attribute: the colour of one object and
     the size of one object; count: objects of one shape (zero allowed); spatial: the position of an
     object whose (colour, shape) is unique in the scene (otherwise the answer would be ambiguous).
     """
@@ -124,7 +126,11 @@ def questions(scene: Scene, rng: random.Random, kinds: Sequence[str] = QUESTION_
         color, shape = rng.choice(sorted(present))
         out.append(("existence", f"is there a {color} {shape} in the image ?", "yes"))
         absent = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in present]
-        color, shape = rng.choice(absent)
+        # Negatives sharing a colour or a shape with a present object (POPE's adversarial kind) make the
+        # model bind colour to shape; uniformly drawn ones rarely share either, so it can answer by one.
+        confusable = [(c, s) for c, s in absent if any(c == pc or s == ps for pc, ps in present)]
+        hard = confusable_negatives > 0 and bool(confusable) and rng.random() < confusable_negatives
+        color, shape = rng.choice(confusable if hard else absent)
         out.append(("existence", f"is there a {color} {shape} in the image ?", "no"))
     if "attribute" in kinds:
         obj = rng.choice(scene.objects)
@@ -158,7 +164,8 @@ def corpus(num_scenes: int = 2000, seed: int = 0) -> Iterator[str]:
     rng = random.Random(f"corpus:{seed}")
     for i, scene in enumerate(generate_scenes("corpus", num_scenes, seed, 1, 4)):
         yield describe(scene, rng, shuffle=i % 2 == 1)
-        for _, question, answer in questions(scene, rng):
+        # 0.0 draws no extra random number: the corpus, hence the tokenizer's token ids, stay fixed.
+        for _, question, answer in questions(scene, rng, confusable_negatives=0.0):
             yield question
             yield answer
         yield make_preference_pair(scene, rng, plausibility=float(i % 2), num_errors=1 + i % 3).rejected
