@@ -52,9 +52,9 @@ def test_few_step_run_writes_metrics_samples_checkpoints_and_model(tmp_path, cac
 def test_resume_continues_from_the_checkpoint(tmp_path, cache_dir):
     _run(tmp_path / "first", cache_dir)
     ckpt = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    assert torch.load(ckpt, weights_only=False)["global_step"] == 4
+    assert torch.load(ckpt, weights_only=True)["global_step"] == 4
     _run(tmp_path / "second", cache_dir, f"ckpt_path={ckpt}", "trainer.max_steps=6")
-    resumed = torch.load(tmp_path / "second" / "checkpoints" / "last.ckpt", weights_only=False)
+    resumed = torch.load(tmp_path / "second" / "checkpoints" / "last.ckpt", weights_only=True)
     assert resumed["global_step"] == 6
 
 

@@ -98,13 +98,17 @@ def test_cache_is_reused_by_a_later_run_with_hydra_config_types(tiny_checkpoint,
     assert later.table == first.table
 
 
-def test_truncated_cache_is_rebuilt_not_loaded(tiny_checkpoint, tmp_path):
-    policy = load_backbone(str(tiny_checkpoint))
-    reference = PrecomputedReference(str(tmp_path))
+def _prepared_cache(checkpoint, cache_dir):
+    policy = load_backbone(str(checkpoint))
+    reference = PrecomputedReference(str(cache_dir))
     _module(policy, reference)
     datamodule = _datamodule(policy.processor)
     reference.prepare(datamodule, VIEWS)
-    good = dict(reference.table)
+    return reference, datamodule, {k: dict(v) for k, v in reference.table.items()}
+
+
+def test_truncated_cache_is_rebuilt_not_loaded(tiny_checkpoint, tmp_path):
+    reference, datamodule, good = _prepared_cache(tiny_checkpoint, tmp_path)
     reference.path.write_bytes(reference.path.read_bytes()[:100])
     reference.prepare(datamodule, VIEWS)
     assert reference.table == good
@@ -128,3 +132,13 @@ def test_misconfigured_references_are_clear(tiny_checkpoint):
         _datamodule(policy.processor, corruption=None)
     with pytest.raises(ConfigError, match="data.task=sft"):
         _datamodule(policy.processor, task="sft")
+
+
+def test_cache_tampered_but_readable_fails_its_checksum_and_is_rebuilt(tiny_checkpoint, tmp_path):
+    reference, datamodule, good = _prepared_cache(tiny_checkpoint, tmp_path)
+    payload = torch.load(reference.path, weights_only=True)
+    sample = next(iter(payload["table"]))
+    payload["table"][sample]["chosen"] = (123.0, 1)  # a silent flip: still a valid file, wrong numbers
+    torch.save(payload, reference.path)
+    reference.prepare(datamodule, VIEWS)
+    assert reference.table == good

@@ -14,23 +14,56 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from vlmalign.errors import VlmalignError
 from vlmalign.module import AlignmentModule
 from vlmalign.optim import build_optimizer_factory
 from vlmalign.pipelines.base_model import ensure_base_model
+from vlmalign.reliability.checkpoint_io import AtomicCheckpointIO, CheckpointError, checkpoint_problem
+from vlmalign.reliability.resume import find_resume_checkpoint, record_identity
+from vlmalign.reliability.run_state import RunStateCallback
+from vlmalign.utils import resolvers  # noqa: F401  (registers ${pid:} for conf/hydra)
+from vlmalign.utils.files import atomic_directory
 from vlmalign.utils.instantiate import build
 from vlmalign.utils.reporting import print_metrics_table, write_results
+from vlmalign.utils.secrets import check_no_literal_secrets, install_log_redaction, redact_secrets
+from vlmalign.validation import validate_run_config
 
 log = logging.getLogger("vlmalign")
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+GUARD = "vlmalign.reliability.numerics.NonFiniteGuard"
+PREEMPTED_EXIT_STATUS = 128 + 15  # what a shell reports for a process ended by SIGTERM
+
+
+def resume_point(cfg: DictConfig, output_dir: Path) -> str | None:
+    """The checkpoint to resume from (explicit ``ckpt_path`` or found by ``resume=true``), verified now,
+    before any base model is trained, so a bad path fails in seconds."""
+    if cfg.ckpt_path:
+        problem = checkpoint_problem(cfg.ckpt_path)
+        if problem:
+            raise CheckpointError(f"ckpt_path: {problem}")
+        return str(cfg.ckpt_path)
+    if cfg.get("resume"):
+        found = find_resume_checkpoint(Path(cfg.paths.runs_dir), cfg, exclude=output_dir)
+        if found is None:
+            log.info("resume=true: no unfinished run of this config under %s; starting fresh", cfg.paths.runs_dir)
+            return None
+        log.info("resume=true: resuming from %s", found)
+        return str(found)
+    return None
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """The whole job for a composed config; returns the test metrics (``test/`` prefixed)."""
     started = time.perf_counter()
+    check_no_literal_secrets(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     objective = build(cfg.objective, "objective")
+    validate_run_config(cfg, objective)  # every config mistake we can see, before anything expensive
+    output_dir = Path(cfg.paths.output_dir)
+    ckpt_path = resume_point(cfg, output_dir)
+    record_identity(output_dir, cfg, ckpt_path)
     init = {}
     if cfg.get("base"):
         init["init_from"] = str(ensure_base_model(cfg.base, cfg.paths.cache_dir) / "model")
@@ -45,22 +78,25 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     evaluator = build(cfg.eval, "eval")
     callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.callbacks or {}).items() if node]
+    # Always on: RNG state in checkpoints and a checkpoint on preemption (exact resume), NaN/Inf guard.
+    callbacks += [RunStateCallback(output_dir / "checkpoints"), build(cfg.numerics, "numerics", _target_=GUARD)]
     loggers = [build(node, f"logger.{name}") for name, node in (cfg.logger or {}).items() if node]
     if not loggers:  # Lightning refuses a LearningRateMonitor without a logger; with none it has nowhere to write
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
-    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
+                    plugins=[AtomicCheckpointIO()])
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(redact_secrets(OmegaConf.to_container(cfg, resolve=True)))
 
     module.reference.prepare(datamodule, objective.views, device=trainer.strategy.root_device)
 
     columns: dict[str, dict[str, float]] = {}
     if cfg.evaluate_initial:
         columns["base" if init else "initial"] = evaluator.evaluate(backbone).metrics
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
-    output_dir = Path(cfg.paths.output_dir)
-    backbone.save_pretrained(output_dir / "model")
+    with atomic_directory(output_dir / "model") as scratch:  # replaced whole, never half-written
+        backbone.save_pretrained(scratch)
     result = evaluator.evaluate(backbone)
     columns[cfg.task_name] = result.metrics
     metrics = {f"test/{k}": v for k, v in result.metrics.items()}
@@ -76,8 +112,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    install_log_redaction()
     try:
         metrics = train(cfg)
+    except SIGTERMException:  # preempted: the checkpoint is saved; a non-zero status tells the scheduler
+        print("vlmalign: preempted; the last checkpoint is saved. Rerun the same command with resume=true.",
+              file=sys.stderr)
+        sys.exit(PREEMPTED_EXIT_STATUS)
     except VlmalignError as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
@@ -10,6 +12,7 @@ from vlmalign.data.collate import MultiViewCollator
 from vlmalign.data.corruptions import ImageCorruption
 from vlmalign.data.encoding import SequenceEncoder
 from vlmalign.data.nsft import NSFTJsonlDataset, ShapesNSFTDataset
+from vlmalign.data.sampling import ResumableDataLoader, ResumableShuffleSampler
 from vlmalign.data.shapes.preference import check_preference_knobs
 from vlmalign.data.shapes_preference import ShapesPreferenceDataset
 from vlmalign.data.shapes_sft import ShapesSFTDataset
@@ -125,20 +128,31 @@ class ShapesDataModule(pl.LightningDataModule):
         """The datasets whose reference log-probs a precomputed cache must hold."""
         return [self.train_set, self.val_set]
 
-    def _loader(self, dataset, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.shuffle_seed) if shuffle else None
-        return DataLoader(
+    def _loader(self, dataset, sampler=None) -> DataLoader:
+        return ResumableDataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=generator,
+            sampler=sampler,
+            generator=torch.Generator().manual_seed(self.shuffle_seed),  # workers' base seeds only
             collate_fn=self.collator,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        """Shuffled; on a resumed fit it starts at the first batch the checkpoint had not trained on."""
+        sampler = ResumableShuffleSampler(len(self.train_set), self.shuffle_seed)
+        consumed = consumed_train_batches(self.trainer) if self.trainer is not None else 0
+        epoch, batch = divmod(consumed, math.ceil(len(self.train_set) / self.batch_size))
+        sampler.start_at(epoch, batch * self.batch_size)
+        return self._loader(self.train_set, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        return self._loader(self.val_set)
+
+
+def consumed_train_batches(trainer: pl.Trainer) -> int:
+    """Training batches a (possibly restored) trainer has used: one per optimizer step and accumulation
+    micro-batch. Lightning restores its loop counters before it asks for the dataloader, so this is
+    the checkpoint's position on resume and 0 on a fresh fit."""
+    return trainer.global_step * trainer.accumulate_grad_batches

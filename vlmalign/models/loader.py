@@ -19,7 +19,7 @@ from vlmalign.models.backbone import VisionLanguageBackbone
 from vlmalign.models.lora import LoraSettings, apply_lora
 from vlmalign.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
 from vlmalign.models.tokenizer import train_word_tokenizer
-from vlmalign.utils.files import atomic_directory, fingerprint, locked, remove_stale_scratch
+from vlmalign.utils.files import build_once, fingerprint
 
 hf_logging.disable_progress_bar()
 
@@ -94,14 +94,13 @@ def ensure_tiny_llava_checkpoint(cache_dir: str | Path, spec: TinyLlavaSpec, see
 
     key = fingerprint({"spec": spec.to_dict(), "seed": seed, "vocab": vocabulary(), "v": TINY_BUILD_VERSION})
     target = Path(cache_dir).expanduser() / f"tiny_llava-{key}"
-    with locked(target):
-        if not (target / "config.json").exists():
-            remove_stale_scratch(target)
-            model, processor = build_tiny_llava(spec, build_shapes_tokenizer(), seed=seed)
-            with atomic_directory(target) as scratch:
-                model.save_pretrained(scratch)
-                processor.save_pretrained(scratch)
-    return target
+
+    def build(scratch: Path) -> None:
+        model, processor = build_tiny_llava(spec, build_shapes_tokenizer(), seed=seed)
+        model.save_pretrained(scratch)
+        processor.save_pretrained(scratch)
+
+    return build_once(target, build, what="tiny model")
 
 
 def tiny_llava_backbone(

@@ -12,14 +12,15 @@ import logging
 import shutil
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
-from vlmalign.utils.compose import compose_train
-from vlmalign.utils.files import atomic_directory, fingerprint, locked, remove_stale_scratch
+from vlmalign.utils.compose import compose_train, config_fingerprint
+from vlmalign.utils.files import build_once
 
 log = logging.getLogger(__name__)
 BASE_VERSION = 1  # bump when training code changes what a base run produces
-NOT_FINGERPRINTED = ("paths", "logger", "callbacks", "task_name", "tags", "hydra")
+# Keys that do not change what the base computes (resume/numerics only act on interrupted or broken runs).
+NOT_FINGERPRINTED = ("paths", "logger", "callbacks", "task_name", "tags", "hydra", "resume", "numerics")
 
 
 def compose_base_config(base: DictConfig, cache_dir: str) -> DictConfig:
@@ -31,18 +32,12 @@ def ensure_base_model(base: DictConfig, cache_dir: str) -> Path:
     from vlmalign.train import train
 
     cfg = compose_base_config(base, cache_dir)
-    identity = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k not in NOT_FINGERPRINTED}
-    target = Path(cache_dir) / "bases" / f"{base.name}-{fingerprint([identity, BASE_VERSION])}"
-    with locked(target):
-        if (target / "model" / "config.json").exists():
-            log.info("reusing base model %s", target)
-            return target
-        for stale in remove_stale_scratch(target):
-            log.warning("removed %s, an unfinished build left by a killed run", stale)
-        log.info("training base model %s (once; later runs reuse it)", target)
-        with atomic_directory(target) as scratch:
-            with open_dict(cfg):
-                cfg.paths.output_dir = str(scratch)
-            train(cfg)
-            shutil.rmtree(scratch / "checkpoints", ignore_errors=True)  # the HF export in model/ is what is reused
-    return target
+    target = Path(cache_dir) / "bases" / f"{base.name}-{config_fingerprint(cfg, NOT_FINGERPRINTED, BASE_VERSION)}"
+
+    def build(scratch: Path) -> None:
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(scratch)
+        train(cfg)
+        shutil.rmtree(scratch / "checkpoints", ignore_errors=True)  # the HF export in model/ is what is reused
+
+    return build_once(target, build, what="SFT base")

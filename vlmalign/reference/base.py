@@ -29,15 +29,22 @@ class ReferencePolicy:
     def setup(self, module) -> None:
         self.module = module
 
+    @classmethod
+    def serving_problems(cls, objective: Objective) -> list[str]:
+        """Why this strategy cannot serve ``objective``, one message each (empty when it can). A classmethod,
+        so that config validation can ask the class named by ``reference._target_`` before anything is built."""
+        kl_terms = [n for n, t in objective.terms.items() if t.token_kl_views]
+        if kl_terms and not cls.provides_states:
+            return [f"objective terms {kl_terms} need a per-token KL to the reference, i.e. the reference policy's "
+                    f"next-token distributions, which reference={cls.name} cannot give ({cls.states_unavailable}); "
+                    f"choose {MODEL_BACKED}, or drop those terms"]
+        return []
+
     def check_serves(self, objective: Objective) -> None:
         """A ConfigError, before anything is built, if this strategy cannot serve ``objective``."""
-        kl_terms = [n for n, t in objective.terms.items() if t.token_kl_views]
-        if kl_terms and not self.provides_states:
-            raise ConfigError(
-                f"objective terms {kl_terms} need a per-token KL to the reference, i.e. the reference policy's "
-                f"next-token distributions, which reference={self.name} cannot give ({self.states_unavailable}); "
-                f"choose {MODEL_BACKED}, or drop those terms"
-            )
+        problems = self.serving_problems(objective)
+        if problems:
+            raise ConfigError("; ".join(problems))
 
     def prepare(self, datamodule, views: tuple[str, ...], device=None) -> None:
         """Nothing to prepare by default."""
@@ -55,13 +62,15 @@ class NoReference(ReferencePolicy):
     name = "none"
     states_unavailable = "there is no reference policy"
 
-    def check_serves(self, objective: Objective) -> None:
-        super().check_serves(objective)
+    @classmethod
+    def serving_problems(cls, objective: Objective) -> list[str]:
+        problems = super().serving_problems(objective)
         if objective.needs_reference:
-            raise ConfigError(
+            problems.append(
                 f"objective terms {[n for n, t in objective.terms.items() if t.needs_reference]} need a reference "
                 "policy but reference=none; choose reference=frozen, lora_disabled or precomputed"
             )
+        return problems
 
     def logps(self, batch: dict, views: tuple[str, ...]) -> None:
         return None

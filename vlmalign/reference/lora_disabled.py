@@ -11,6 +11,10 @@ from vlmalign.models.logprobs import ResponseLogProbs, ResponseStates
 from vlmalign.reference.base import ReferencePolicy
 from vlmalign.reference.frozen import reference_view_logps, reference_view_states
 
+# Also raised by config validation (vlmalign/validation.py) from model.lora.enabled, before the model is built.
+NEEDS_LORA = ("reference=lora_disabled needs a LoRA policy: set model.lora.enabled=true (or model=tiny_llava_lora), "
+              "or choose reference=frozen / precomputed")
+
 
 class _AdapterDisabledHead:
     """The policy's output head, applied with the adapters off (it may carry LoRA weights itself)."""
@@ -29,8 +33,7 @@ class LoraDisabledReference(ReferencePolicy):
 
     def setup(self, module) -> None:
         if not module.backbone.is_lora:
-            raise ConfigError("reference=lora_disabled needs a LoRA policy: set model.lora.enabled=true "
-                              "(or model=tiny_llava_lora), or choose reference=frozen / precomputed")
+            raise ConfigError(NEEDS_LORA)
         super().setup(module)
 
     def logps(self, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseLogProbs]:

@@ -21,7 +21,7 @@ from vlmalign.errors import ConfigError
 from vlmalign.models.logprobs import ResponseLogProbs
 from vlmalign.reference.base import ReferencePolicy
 from vlmalign.reference.frozen import reference_view_logps
-from vlmalign.utils.files import fingerprint, locked
+from vlmalign.utils.files import DIGEST_SUFFIX, digest_problem, fingerprint, locked, write_digest
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +75,27 @@ class PrecomputedReference(ReferencePolicy):
                 tmp = self.path.with_suffix(".pt.tmp")
                 torch.save({"key": key, "table": self.table}, tmp)
                 tmp.replace(self.path)
+                write_digest(self.path)
                 log.info("reference cache written: %s (%d samples)", self.path, len(self.table))
 
     def _load(self, key: str):
+        """The cached table, or None (rebuild) when the file fails its checksum, cannot be read or was
+        written for another key. A file from before checksums were written is trusted only if it reads."""
+        problem = digest_problem(self.path)
+        has_digest = Path(str(self.path) + DIGEST_SUFFIX).exists()
+        if problem and has_digest:
+            log.warning("reference cache %s: %s; rebuilding", self.path, problem)
+            return None
         try:
             payload = torch.load(self.path, weights_only=True)
         except Exception as error:  # truncated or corrupt: rebuild, never trust
             log.warning("reference cache %s is unreadable (%s); rebuilding", self.path, error)
             return None
-        return payload["table"] if payload.get("key") == key else None
+        if payload.get("key") != key:
+            return None
+        if not has_digest:
+            write_digest(self.path)
+        return payload["table"]
 
     def _compute(self, datamodule, views: tuple[str, ...], device) -> dict:
         backbone = self.module.backbone

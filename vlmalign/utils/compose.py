@@ -7,7 +7,10 @@ from contextlib import nullcontext
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from vlmalign.utils import resolvers  # noqa: F401  (registers ${pid:} before composing)
+from vlmalign.utils.files import fingerprint
 
 
 def compose_train(overrides: Sequence[str] = ()) -> DictConfig:
@@ -18,3 +21,10 @@ def compose_train(overrides: Sequence[str] = ()) -> DictConfig:
         initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3")
     with context:
         return compose("train", overrides=list(overrides))
+
+
+def config_fingerprint(cfg: DictConfig, exclude: Sequence[str], version: int = 0) -> str:
+    """Fingerprint of the unresolved config without the top-level keys in ``exclude`` (those that do
+    not change what a run computes: where it writes, how it logs)."""
+    identity = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k not in exclude}
+    return fingerprint([identity, version])

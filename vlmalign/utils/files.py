@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
+
+log = logging.getLogger(__name__)
+
+DIGEST_SUFFIX = ".sha256"
+MANIFEST = "MANIFEST.sha256"
 
 
 def fingerprint(payload: Any, length: int = 16) -> str:
@@ -62,7 +69,13 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:
         yield scratch
-        os.replace(scratch, target)
+        if target.is_dir():  # a directory cannot be renamed over a non-empty one: move the old aside first
+            old = target.with_name(f".{target.name}.{os.getpid()}.old.tmp")
+            os.replace(target, old)
+            os.replace(scratch, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(scratch, target)
     finally:
         if scratch.exists():
             shutil.rmtree(scratch, ignore_errors=True)
@@ -78,3 +91,97 @@ def remove_stale_scratch(target: str | Path) -> list[Path]:
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
     return stale
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file, streamed (checkpoints can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_digest(path: str | Path) -> None:
+    """Record ``path``'s SHA-256 next to it (``<path>.sha256``), atomically."""
+    write_text_atomic(str(path) + DIGEST_SUFFIX, file_digest(path) + "\n")
+
+
+def digest_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be trusted against its recorded digest, or None when it matches.
+
+    A file without a digest (written by another tool) is reported as such; callers decide whether
+    that is acceptable (a user-supplied checkpoint) or not (our own caches).
+    """
+    path = Path(path)
+    recorded = Path(str(path) + DIGEST_SUFFIX)
+    if not path.exists():
+        return f"{path} does not exist"
+    if not recorded.exists():
+        return f"{path} has no recorded checksum ({recorded.name})"
+    expected = recorded.read_text().strip()
+    actual = file_digest(path)
+    if actual != expected:
+        return f"{path} is corrupt or truncated: its SHA-256 {actual[:12]}... is not the recorded {expected[:12]}..."
+    return None
+
+
+def write_manifest(directory: str | Path) -> None:
+    """Record the SHA-256 of every file under ``directory`` in ``MANIFEST.sha256`` (written last)."""
+    directory = Path(directory)
+    lines = [f"{file_digest(f)}  {f.relative_to(directory).as_posix()}"
+             for f in sorted(directory.rglob("*")) if f.is_file() and f.name != MANIFEST]
+    write_text_atomic(directory / MANIFEST, "\n".join(lines) + "\n")
+
+
+def manifest_problem(directory: str | Path) -> str | None:
+    """Why the files under ``directory`` do not match its manifest, or None when they all do."""
+    directory = Path(directory)
+    manifest = directory / MANIFEST
+    if not manifest.exists():
+        return f"{directory} has no {MANIFEST} (an unfinished or foreign build)"
+    for line in manifest.read_text().splitlines():
+        expected, name = line.split("  ", 1)
+        target = directory / name
+        if not target.is_file():
+            return f"{target} is missing"
+        if file_digest(target) != expected:
+            return f"{target} is corrupt or truncated (SHA-256 mismatch)"
+    return None
+
+
+def quarantine(path: str | Path) -> Path:
+    """Move an untrustworthy file or directory aside (never delete what a user may want to inspect)."""
+    path = Path(path)
+    aside = path.with_name(f"{path.name}.corrupt-{os.getpid()}-{int(time.time())}")
+    os.replace(path, aside)
+    return aside
+
+
+def build_once(target: str | Path, build: Callable[[Path], None], what: str = "cache") -> Path:
+    """The one build-or-reuse path for cache directories shared by concurrent runs (tiny models, SFT bases).
+
+    Under ``target``'s lock: a finished directory whose manifest verifies is reused; one that fails its
+    manifest is moved aside (``*.corrupt-*``, kept for inspection) and rebuilt; scratch left by a killed
+    build is cleared. ``build(scratch)`` writes into a scratch directory that is checksummed, then
+    renamed into place, so no run ever sees a half-built cache. A directory from before manifests were
+    written (renamed into place whole, hence complete) gets one on first reuse.
+    """
+    target = Path(target)
+    with locked(target):
+        if target.exists():
+            if not (target / MANIFEST).exists():
+                write_manifest(target)
+            problem = manifest_problem(target)
+            if problem is None:
+                log.info("reusing %s %s", what, target)
+                return target
+            log.warning("%s %s fails its checksums (%s); moved to %s and rebuilding", what, target, problem,
+                        quarantine(target))
+        for stale in remove_stale_scratch(target):
+            log.warning("removed %s, an unfinished build left by a killed run", stale)
+        log.info("building %s %s (once; later runs reuse it)", what, target)
+        with atomic_directory(target) as scratch:
+            build(scratch)
+            write_manifest(scratch)
+    return target

@@ -16,9 +16,10 @@ HEADLINE = ("chair_i", "chair_s", "cover", "attribute_error", "spatial_error", "
 
 
 def write_results(output_dir: str | Path, metrics: Mapping[str, float], samples: list[dict]) -> None:
+    """samples.jsonl first: metrics.json is what marks a run finished (``resume=true`` skips such runs)."""
     output_dir = Path(output_dir)
-    write_json_atomic(output_dir / "metrics.json", dict(metrics))
     write_text_atomic(output_dir / "samples.jsonl", "".join(json.dumps(s) + "\n" for s in samples))
+    write_json_atomic(output_dir / "metrics.json", dict(metrics))
 
 
 def print_metrics_table(columns: Mapping[str, Mapping[str, float]], title: str = "Evaluation") -> None:

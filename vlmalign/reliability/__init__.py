@@ -1,0 +1,1 @@
+"""Crash safety: atomic checksummed checkpoints, exact resume, preemption, numerical guards."""

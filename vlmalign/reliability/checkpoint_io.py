@@ -1,0 +1,69 @@
+"""Lightning checkpoints written atomically with a SHA-256 beside them, and verified before loading.
+
+Lightning's own ``TorchCheckpointIO`` writes the file in place: a run killed mid-write leaves a
+truncated ``last.ckpt`` that the next ``ckpt_path=...last.ckpt`` trusts. Here the checkpoint goes to
+a temporary name in the same directory, is fsynced and renamed, and only then is its digest written.
+Loading checks that digest: a truncated or bit-flipped file is refused with its path, never loaded.
+Checkpoints load with ``weights_only=True`` (no arbitrary code from a pickle).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from vlmalign.errors import VlmalignError
+from vlmalign.utils.files import DIGEST_SUFFIX, digest_problem, write_digest
+
+
+class CheckpointError(VlmalignError):
+    """A checkpoint that must not be loaded (corrupt, truncated, missing)."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            Path(str(path) + DIGEST_SUFFIX).unlink(missing_ok=True)  # never pair a new file with an old digest
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        write_digest(path)
+
+    def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
+        problem = checkpoint_problem(path)
+        if problem:
+            raise CheckpointError(f"refusing to load checkpoint: {problem}. Nothing was changed; resume from an "
+                                  "earlier checkpoint of the run (checkpoints/step*.ckpt) or start again.")
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+    def remove_checkpoint(self, path) -> None:
+        super().remove_checkpoint(path)
+        Path(str(path) + DIGEST_SUFFIX).unlink(missing_ok=True)
+
+
+def checkpoint_problem(path) -> str | None:
+    """Why a checkpoint cannot be trusted, or None. One without a digest (written elsewhere) is accepted
+    only if it at least reads back as a complete archive."""
+    problem = digest_problem(path)
+    if problem is None or not Path(path).exists():
+        return problem
+    if not Path(str(path) + DIGEST_SUFFIX).exists():
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # truncated zip, foreign pickle: refuse with the reason
+            return f"{path} cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+        return None
+    return problem

@@ -1,0 +1,214 @@
+"""Fail fast on config combinations that cannot run, before anything expensive (SFT base, backbone, data).
+
+``validate_run_config(cfg, objective)`` runs right after the objective is built. It reads the composed
+config only (nothing is instantiated but the reference *class*), collects every problem it finds and
+raises one ConfigError listing them all, each naming the config keys involved, the values given and
+the fix. The checks reuse the knowledge that lives elsewhere (a value lives in one place, DESIGN.md
+rule 5): the views each data task has (``TASK_VIEWS``), which views show the corrupted image m'
+(the collator's ``VIEWS``), and what each reference strategy can serve (``serving_problems``). The
+components keep their own checks too; these only move the failure before minutes of work.
+
+Only keys that exist are checked: configs for HF models or other datasets may lack some of them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vlmalign.data.collate import VIEWS as VIEW_SOURCES
+from vlmalign.data.datamodule import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, TASK_VIEWS
+from vlmalign.errors import ConfigError
+from vlmalign.objectives.base import Objective
+from vlmalign.reference import FrozenCopyReference, LoraDisabledReference, NoReference, ReferencePolicy
+from vlmalign.reference.lora_disabled import NEEDS_LORA
+
+_ABSENT = object()
+
+
+def validate_run_config(cfg: DictConfig, objective: Objective) -> None:
+    """Raise one ConfigError listing every problem of the composed run config ``cfg`` (nothing if it can run)."""
+    problems: list[str] = []
+    for check in (_check_reference, _check_views, _check_image_sizes, _check_strategy, _check_trainer_and_batch):
+        try:
+            problems.extend(check(cfg, objective))
+        except _Unreadable as error:
+            problems.append(str(error))
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        bullets = "\n".join(f"  - {problem}" for problem in problems)
+        raise ConfigError(f"{len(problems)} problems in the config (found before any training):\n{bullets}")
+
+
+class _Unreadable(Exception):
+    """A key whose value cannot be resolved (bad interpolation); the message names it."""
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    """The resolved value at ``key``, ``_ABSENT`` when the key does not exist or is ``???``."""
+    try:
+        return OmegaConf.select(cfg, key, default=_ABSENT)
+    except OmegaConfBaseException as error:
+        raise _Unreadable(f"{key} cannot be resolved: {str(error).splitlines()[0]}") from error
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _terms_using(objective: Objective, views) -> list[str]:
+    return [name for name, term in objective.terms.items() if set(term.views) & set(views)]
+
+
+def _reference_class(cfg: DictConfig) -> tuple[type[ReferencePolicy] | None, list[str]]:
+    node = _get(cfg, "reference")
+    if node is None:  # no reference node: the module falls back to NoReference
+        return NoReference, []
+    if node is _ABSENT or not isinstance(node, DictConfig) or "_target_" not in node:
+        return None, []
+    target = node._target_
+    try:
+        cls = get_class(target)
+    except Exception as error:  # noqa: BLE001 - hydra raises ImportError/ValueError/... for a bad path
+        return None, [f"reference._target_={target} cannot be imported ({error}); pick an option of conf/reference "
+                      "(frozen, lora_disabled, none, precomputed)"]
+    if not (isinstance(cls, type) and issubclass(cls, ReferencePolicy)):
+        return None, [f"reference._target_={target} is not a vlmalign.reference.ReferencePolicy"]
+    return cls, []
+
+
+def _check_reference(cfg: DictConfig, objective: Objective) -> list[str]:
+    """Checks 1 and 4: the reference strategy serves the objective; lora_disabled has a LoRA policy."""
+    cls, problems = _reference_class(cfg)
+    if cls is None:
+        return problems
+    problems += cls.serving_problems(objective)
+    lora = _get(cfg, "model.lora.enabled")
+    if issubclass(cls, LoraDisabledReference) and lora is not _ABSENT and lora is not True:
+        problems.append(f"{NEEDS_LORA} (model.lora.enabled={lora})")
+    return problems
+
+
+def _check_views(cfg: DictConfig, objective: Objective) -> list[str]:
+    """Check 2: the data provides every view the objective scores, with a corruption for the m' views."""
+    problems = []
+    views = objective.views
+    task = _get(cfg, "data.task")
+    reported: set[str] = set()
+    if task is not _ABSENT and task not in TASK_VIEWS:
+        problems.append(f"data.task={task!r} is not one of {tuple(TASK_VIEWS)}")
+    elif task is not _ABSENT:
+        lacking = [v for v in views if v not in TASK_VIEWS[task]]
+        if lacking:
+            reported.update(lacking)
+            if "negatives" in lacking:
+                hint = "the negatives dialogue is nSFT data: use data=shapes_nsft"
+            elif task == "sft":
+                needs_corruption = any(VIEW_SOURCES.get(v, (v, False))[1] for v in lacking)
+                hint = ("it is SFT data, one response per example with no preference pairs or corrupted images: use "
+                        "preference data (data=shapes_preference"
+                        + (", with corruption=crop_0_20 or another conf/corruption option" if needs_corruption else "")
+                        + ") or an SFT objective (objective=sft)")
+            else:
+                hint = "use data whose task has them, or an objective without those terms"
+            problems.append(f"objective terms {_terms_using(objective, lacking)} need views {lacking} but data.task="
+                            f"{task} has only {list(TASK_VIEWS[task])}; {hint}")
+    corrupted = [v for v in views if VIEW_SOURCES.get(v, (v, False))[1] and v not in reported]
+    if corrupted and _get(cfg, "data.corruption") is None:
+        terms = _terms_using(objective, corrupted)
+        problems.append(
+            f"objective terms {terms} need views {corrupted} (the corrupted image m' of mDPO's conditional term) but "
+            f"data.corruption is null; set corruption=crop_0_20 (or another conf/corruption option) on preference "
+            f"data, or use an objective without those terms (e.g. objective.terms.{terms[0]}.weight=0)"
+        )
+    return problems
+
+
+def _check_image_sizes(cfg: DictConfig, objective: Objective) -> list[str]:
+    """Check 3: patches tile the image; data and eval render at the model's resolution."""
+    problems = []
+    size, patch = _get(cfg, "model.image_size"), _get(cfg, "model.patch_size")
+    if _is_int(size) and _is_int(patch) and patch > 0 and size % patch:
+        problems.append(f"model.image_size={size} is not divisible by model.patch_size={patch}; choose a multiple "
+                        f"(e.g. model.image_size={size - size % patch or patch})")
+    for key in ("data.image_size", "eval.image_size"):
+        value = _get(cfg, key)
+        if value is _ABSENT or size is _ABSENT or value == size:
+            continue
+        problems.append(f"{key}={value} differs from model.image_size={size}: the model sees images at its own size "
+                        f"(it is the one home of the resolution; {key} normally interpolates "
+                        "${model.image_size}); drop the override and set model.image_size instead")
+    data_size = _get(cfg, "data.image_size")
+    if str(_get(cfg, "data._target_")).endswith("ShapesDataModule") and _is_int(data_size) \
+            and not MIN_IMAGE_SIZE <= data_size <= MAX_IMAGE_SIZE:
+        problems.append(f"data.image_size={data_size} is out of range: shapes images must be "
+                        f"{MIN_IMAGE_SIZE}..{MAX_IMAGE_SIZE} pixels (it normally interpolates model.image_size)")
+    return problems
+
+
+def _deepspeed_stage(strategy: Any) -> int | None:
+    """The ZeRO stage of a DeepSpeed strategy config (a registry name or a ``_target_`` node), None if not one."""
+    if isinstance(strategy, str):
+        if not strategy.startswith("deepspeed"):
+            return None
+        match = re.search(r"stage_(\d)", strategy)
+        return int(match.group(1)) if match else 2  # DeepSpeedStrategy's default stage
+    if isinstance(strategy, DictConfig) and str(strategy.get("_target_", "")).endswith("DeepSpeedStrategy"):
+        config = strategy.get("config")
+        if isinstance(config, DictConfig) and OmegaConf.select(config, "zero_optimization.stage") is not None:
+            return int(config.zero_optimization.stage)  # an explicit DeepSpeed config overrides `stage`
+        return int(strategy.get("stage", 2))
+    return None
+
+
+def _check_strategy(cfg: DictConfig, objective: Objective) -> list[str]:
+    """Check 5: DeepSpeed runs on GPUs only, and ZeRO-3 cannot hold a frozen-copy reference."""
+    problems = []
+    # conf/strategy is `@package trainer`: the strategy lives at trainer.strategy (a top-level node is read too).
+    for key in ("trainer.strategy", "strategy"):
+        strategy = _get(cfg, key)
+        stage = _deepspeed_stage(strategy)
+        if stage is None:
+            continue
+        accelerator = _get(cfg, "trainer.accelerator")
+        if accelerator == "cpu":
+            problems.append(f"{key} is DeepSpeed but trainer.accelerator=cpu, and Lightning's DeepSpeed strategy runs "
+                            "on CUDA GPUs only; use trainer=gpu, or strategy=auto / ddp on CPU")
+        cls, _ = _reference_class(cfg)
+        if stage == 3 and cls is not None and issubclass(cls, FrozenCopyReference):
+            problems.append(
+                f"{key} is DeepSpeed ZeRO stage 3, which shards every parameter across ranks, but reference=frozen "
+                "keeps an unsharded deep copy of the policy outside the engine (a full second model on every rank, "
+                "or a copy of empty shards if the policy was built partitioned); choose reference=precomputed "
+                "(log-probs cached before training) or reference=lora_disabled (with model.lora.enabled=true), "
+                "or ZeRO stage 2"
+            )
+    return problems
+
+
+def _check_trainer_and_batch(cfg: DictConfig, objective: Objective) -> list[str]:
+    """Check 6: a finite, positive training length; a positive validation interval; a non-empty batch."""
+    problems = []
+    max_steps, max_epochs = _get(cfg, "trainer.max_steps"), _get(cfg, "trainer.max_epochs")
+    if max_steps is not _ABSENT:
+        epochs_set = _is_int(max_epochs) and max_epochs > 0
+        if not (_is_int(max_steps) and (max_steps > 0 or (max_steps == -1 and epochs_set))):
+            epochs = f" with trainer.max_epochs={max_epochs!r}" if max_steps == -1 else ""
+            problems.append(f"trainer.max_steps={max_steps!r}{epochs} cannot run: trainer.max_steps must be a positive "
+                            "number of optimizer steps (or -1 with trainer.max_epochs set to a positive number of "
+                            "epochs)")
+    interval = _get(cfg, "trainer.val_check_interval")
+    if _is_int(interval):
+        if interval < 1:
+            problems.append(f"trainer.val_check_interval={interval} must be >= 1 (steps between validations), "
+                            "a fraction of an epoch in (0, 1], or null")
+        # An interval beyond max_steps is allowed: it is how short runs (and small bases) skip validation.
+    batch_size = _get(cfg, "data.batch_size")
+    if batch_size is not _ABSENT and not (_is_int(batch_size) and batch_size >= 1):
+        problems.append(f"data.batch_size={batch_size!r} must be an integer >= 1")
+    return problems
