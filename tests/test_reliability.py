@@ -160,3 +160,21 @@ def test_a_bad_checkpoint_path_fails_in_seconds_before_any_base_is_trained(tmp_p
     assert done.returncode == 2
     assert f"vlmalign: error: ckpt_path: {torn} cannot be read" in done.stdout and "Traceback" not in done.stdout
     assert not (tmp_path / "cache" / "bases").exists()  # the default job's SFT base was never started
+
+
+def test_two_concurrent_runs_share_one_base_build_and_never_share_a_folder(tmp_path):
+    job = ["base=sft_quick", "task_name=pair", "logger=none", "callbacks.progress_bar=null", "trainer.max_steps=2",
+           "data.num_train_scenes=8", "data.num_val_scenes=2", "data.batch_size=4", "eval.num_scenes=2",
+           "eval.max_new_tokens=4", "callbacks.hallucination_eval.evaluator.num_scenes=2", "evaluate_initial=false"]
+    env = {**os.environ, "VLMALIGN_ROOT": str(tmp_path), "VLMALIGN_CACHE": str(tmp_path / "cache"),
+           "OMP_NUM_THREADS": "1"}
+    runs = [subprocess.Popen([sys.executable, "-m", "vlmalign.train", *job, f"seed={seed}"], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for seed in (0, 1)]
+    logs = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
+    assert sum("building SFT base" in log for log in logs) == 1  # the other run waited, then reused it
+    assert sum("reusing SFT base" in log for log in logs) == 1
+    [base] = [p for p in (tmp_path / "cache" / "bases").iterdir() if p.is_dir()]
+    assert manifest_problem(base) is None
+    finished = sorted(p.parent for p in (tmp_path / "outputs" / "pair").rglob("metrics.json"))
+    assert len(finished) == 2 and finished[0] != finished[1]
