@@ -69,6 +69,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         init["init_from"] = str(ensure_base_model(cfg.base, cfg.paths.cache_dir) / "model")
     backbone = build(cfg.model, "model", **init)
     datamodule = build(cfg.data, "data", processor=backbone.processor, views=objective.views)
+    if hasattr(datamodule, "prepare_from_policy"):  # data made from the starting policy's own outputs
+        datamodule.prepare_from_policy(backbone)
     module = AlignmentModule(
         backbone,
         objective,

@@ -14,9 +14,9 @@ from vlmalign.data.encoding import SequenceEncoder
 from vlmalign.data.nsft import NSFTJsonlDataset, ShapesNSFTDataset
 from vlmalign.data.sampling import ResumableDataLoader, ResumableShuffleSampler
 from vlmalign.data.shapes.preference import check_preference_knobs
-from vlmalign.data.shapes_preference import ShapesPreferenceDataset
+from vlmalign.data.shapes_preference import PolicyCaptionPairs, ShapesPreferenceDataset
 from vlmalign.data.shapes_sft import ShapesSFTDataset
-from vlmalign.errors import ConfigError
+from vlmalign.errors import ConfigError, DataError
 
 TASKS = ("sft", "preference", "nsft")
 PREFERENCE_VIEWS = ("chosen", "rejected", "chosen_corrupted", "rejected_corrupted")
@@ -45,6 +45,9 @@ class ShapesDataModule(pl.LightningDataModule):
         error_mix: dict | None = None,
         plausibility: float = 1.0,
         num_errors: int = 1,
+        onpolicy: bool = False,
+        onpolicy_cache_dir: str | None = None,
+        onpolicy_max_new_tokens: int = 48,
         negatives_files: dict | None = None,
         corruption: ImageCorruption | None = None,
         corruption_seed: int = 0,
@@ -85,6 +88,10 @@ class ShapesDataModule(pl.LightningDataModule):
         if files and (task != "nsft" or set(files) - {"train", "val"}):
             raise ConfigError(f"data.negatives_files={dict(files)}: only data.task=nsft reads nSFT files, keyed by "
                               "split (train, val)")
+        if onpolicy and (task != "preference" or not onpolicy_cache_dir):
+            raise ConfigError(f"data.onpolicy=true needs data.task=preference (got {task!r}) and "
+                              "data.onpolicy_cache_dir (where the policy's caption pairs are cached)")
+        self.onpolicy = dict(cache_dir=onpolicy_cache_dir, max_new_tokens=onpolicy_max_new_tokens) if onpolicy else None
         if batch_size < 1 or num_train_scenes < 1:
             raise ConfigError(f"data.batch_size={batch_size} and data.num_train_scenes={num_train_scenes} must be >= 1")
         self.encoder = SequenceEncoder(processor, max_length)
@@ -119,6 +126,26 @@ class ShapesDataModule(pl.LightningDataModule):
         if files:  # the file, not the knobs, fixes the pairs and turns of those splits
             self._description["negatives_files"] = {split: {"path": str(files[split]), "sha256": splits[split].digest()}
                                                     for split in sorted(files)}
+
+    def prepare_from_policy(self, backbone) -> None:
+        """With ``onpolicy``: replace the injected-error pairs by RLHF-V-style pairs on the starting policy's
+        own captions (``vlmalign.pipelines.onpolicy_pairs``). Called once before training, with the
+        initial weights (also on resume), so every seed and every resumed run gets the same pairs."""
+        if self.onpolicy is None:
+            return
+        from vlmalign.pipelines.onpolicy_pairs import cached_caption_pairs
+
+        counts, policy = {}, None
+        for split in ("train", "val"):
+            scenes = getattr(self, f"{split}_set")
+            pairs, policy = cached_caption_pairs(backbone, scenes, self._description, **self.onpolicy)
+            if not pairs:
+                raise DataError(f"data.onpolicy: the policy's {split} captions have no correctable shape error "
+                                f"in {len(scenes)} scenes, so there are no pairs to train on")
+            setattr(self, f"{split}_set", PolicyCaptionPairs(scenes, pairs))
+            counts[split] = len(pairs)
+        self._description["onpolicy"] = {"policy": policy, "pairs": counts,
+                                         "max_new_tokens": self.onpolicy["max_new_tokens"]}
 
     def describe(self) -> dict:
         """Everything that fixes the examples' texts and images (reference-cache fingerprint)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 
+from torch.utils.data import Dataset
+
 from vlmalign.data.encoding import EncodedExample, SequenceEncoder
 from vlmalign.data.shapes import render_scene
 from vlmalign.data.shapes.preference import make_preference_pair
@@ -44,3 +46,21 @@ class ShapesPreferenceDataset(ShapesSFTDataset):
         image = render_scene(scene, self.image_size)
         responses = {"chosen": pair.chosen, "rejected": pair.rejected}
         return self.encoder.encode(scene.image_id, image, pair.prompt, responses, {"errors": pair.errors})
+
+
+class PolicyCaptionPairs(Dataset):
+    """Pairs from ``vlmalign.pipelines.onpolicy_pairs``: scene ``index`` of ``scenes`` with its prompt, the
+    policy's own caption (rejected) and that caption with its shape errors corrected (chosen)."""
+
+    def __init__(self, scenes: ShapesPreferenceDataset, pairs: list[dict]) -> None:
+        self.source, self.pairs = scenes, pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> EncodedExample:
+        pair = self.pairs[index]
+        scene = self.source.scenes[pair["index"]]
+        image = render_scene(scene, self.source.image_size)
+        responses = {"chosen": pair["chosen"], "rejected": pair["rejected"]}
+        return self.source.encoder.encode(scene.image_id, image, pair["prompt"], responses, {"errors": ("shape",)})
