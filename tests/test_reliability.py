@@ -178,3 +178,22 @@ def test_two_concurrent_runs_share_one_base_build_and_never_share_a_folder(tmp_p
     assert manifest_problem(base) is None
     finished = sorted(p.parent for p in (tmp_path / "outputs" / "pair").rglob("metrics.json"))
     assert len(finished) == 2 and finished[0] != finished[1]
+
+
+def test_guard_names_non_finite_gradients_even_when_the_loss_is_finite():
+    from types import SimpleNamespace
+
+    from vlmalign.reliability.numerics import NonFiniteGuard, NumericalError
+
+    weight = torch.nn.Parameter(torch.ones(2))
+    weight.grad = torch.tensor([1.0, float("inf")])
+    optimizer = torch.optim.AdamW([weight])
+    trainer = SimpleNamespace(global_step=7, default_root_dir="/runs/x")
+    guard = NonFiniteGuard()
+    guard.on_train_batch_start(trainer, None, {"sample_ids": ["train-3#0"]}, 0)
+    guard.on_before_backward(trainer, None, torch.tensor(0.5))
+    with pytest.raises(NumericalError, match=r"non-finite gradients at step 7 \(batch samples \['train-3#0'\]\)"):
+        guard.on_before_optimizer_step(trainer, None, optimizer)
+    weight.grad = torch.tensor([1.0, 2.0])
+    guard.on_before_optimizer_step(trainer, None, optimizer)  # finite: nothing happens
+    assert weight.grad is not None
