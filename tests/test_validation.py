@@ -207,3 +207,9 @@ def test_several_problems_are_reported_together():
                  "data.image_size=64 differs from model.image_size=60", "trainer.val_check_interval=0",
                  "data.batch_size=0"):
         assert sum(text in bullet for bullet in bullets) == 1, text
+
+
+def test_onpolicy_pairs_need_preference_data():
+    with raises("data.onpolicy=true makes preference pairs"):
+        validate(["data=shapes_nsft", "objective=nsft", "reference=none", "data.onpolicy=true"])
+    validate(["objective=dpo", "data.onpolicy=true"])

@@ -100,6 +100,9 @@ def _check_views(cfg: DictConfig, objective: Objective) -> list[str]:
     views = objective.views
     task = _get(cfg, "data.task")
     reported: set[str] = set()
+    if _get(cfg, "data.onpolicy") is True and task != "preference":
+        problems.append("data.onpolicy=true makes preference pairs from the policy's captions, but "
+                        f"data.task={task!r}; use data=shapes_preference")
     if task is not _ABSENT and task not in TASK_VIEWS:
         problems.append(f"data.task={task!r} is not one of {tuple(TASK_VIEWS)}")
     elif task is not _ABSENT:
