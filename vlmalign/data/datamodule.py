@@ -168,7 +168,7 @@ class ShapesDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled; on a resumed fit it starts at the first batch the checkpoint had not trained on."""
-        sampler = ResumableShuffleSampler(len(self.train_set), self.shuffle_seed)
+        sampler = ResumableShuffleSampler(len(self.train_set), self.shuffle_seed, self.batch_size)
         consumed = consumed_train_batches(self.trainer) if self.trainer is not None else 0
         epoch, batch = divmod(consumed, math.ceil(len(self.train_set) / self.batch_size))
         sampler.start_at(epoch, batch * self.batch_size)

@@ -1,10 +1,13 @@
 """A shuffling sampler that can start anywhere in its stream, so a resumed run sees exactly the
 batches an uninterrupted one would (issue: exact resume after SIGKILL).
 
-It reproduces ``DataLoader(shuffle=True, generator=torch.Generator().manual_seed(seed))`` draw for
-draw: each epoch the loader takes one 64-bit draw from its generator (its workers' base seed) and
-the sampler one ``randperm``, plus a second, unused ``randperm`` that ``RandomSampler`` draws for its
-(empty) remainder when an epoch is exhausted. Runs made before resume support keep their data order.
+It reproduces ``DataLoader(shuffle=True, generator=torch.Generator().manual_seed(seed))`` as Lightning
+consumes it, draw for draw: each epoch the loader takes one 64-bit draw from its generator (its
+workers' base seed) and the sampler one ``randperm``. When the sampler is exhausted, ``RandomSampler``
+draws a second ``randperm`` for its (empty) remainder. Lightning stops after ``len(loader)`` batches,
+so that happened only when the last batch is partial (``num_samples % batch_size != 0``): then the
+batch sampler has to exhaust the sampler to yield it. Runs made before resume support keep their
+data order, and so their results, bit for bit.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from torch.utils.data import DataLoader, Sampler
 
 
 class ResumableShuffleSampler(Sampler[int]):
-    def __init__(self, num_samples: int, seed: int) -> None:
+    def __init__(self, num_samples: int, seed: int, batch_size: int = 1) -> None:
         self.num_samples, self.seed = num_samples, seed
+        self.remainder_draw = num_samples % batch_size != 0
         self.epoch, self.skip = 0, 0
 
     def start_at(self, epoch: int, skip: int) -> None:
@@ -31,7 +35,8 @@ class ResumableShuffleSampler(Sampler[int]):
         for _ in range(epoch + 1):
             torch.empty((), dtype=torch.int64).random_(generator=generator)  # the loader's base-seed draw
             permutation = torch.randperm(self.num_samples, generator=generator)
-            torch.randperm(self.num_samples, generator=generator)  # RandomSampler's remainder draw
+            if self.remainder_draw:
+                torch.randperm(self.num_samples, generator=generator)
         return permutation.tolist()
 
     def __iter__(self) -> Iterator[int]:
