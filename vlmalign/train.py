@@ -81,7 +81,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     evaluator = build(cfg.eval, "eval")
     callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.callbacks or {}).items() if node]
     # Always on: RNG state in checkpoints and a checkpoint on preemption (exact resume), NaN/Inf guard.
-    callbacks += [RunStateCallback(output_dir / "checkpoints"), build(cfg.numerics, "numerics", _target_=GUARD)]
+    callbacks += [RunStateCallback(), build(cfg.numerics, "numerics", _target_=GUARD)]
     loggers = [build(node, f"logger.{name}") for name, node in (cfg.logger or {}).items() if node]
     if not loggers:  # Lightning refuses a LearningRateMonitor without a logger; with none it has nowhere to write
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]

@@ -14,13 +14,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
 
-from vlmalign.utils.compose import compose_train, config_fingerprint
+from vlmalign.utils.compose import NOT_COMPUTED, compose_train, config_fingerprint
 from vlmalign.utils.files import build_once
 
 log = logging.getLogger(__name__)
 BASE_VERSION = 1  # bump when training code changes what a base run produces
-# Keys that do not change what the base computes (resume/numerics only act on interrupted or broken runs).
-NOT_FINGERPRINTED = ("paths", "logger", "callbacks", "task_name", "tags", "hydra", "resume", "numerics")
 
 
 def compose_base_config(base: DictConfig, cache_dir: str) -> DictConfig:
@@ -32,7 +30,7 @@ def ensure_base_model(base: DictConfig, cache_dir: str) -> Path:
     from vlmalign.train import train
 
     cfg = compose_base_config(base, cache_dir)
-    target = Path(cache_dir) / "bases" / f"{base.name}-{config_fingerprint(cfg, NOT_FINGERPRINTED, BASE_VERSION)}"
+    target = Path(cache_dir) / "bases" / f"{base.name}-{config_fingerprint(cfg, NOT_COMPUTED, BASE_VERSION)}"
 
     def build(scratch: Path) -> None:
         with open_dict(cfg):

@@ -20,7 +20,7 @@ from vlmalign.data.shapes import render_scene
 from vlmalign.data.shapes.corrections import correct_shape_errors
 from vlmalign.eval.generation import generate_responses
 from vlmalign.reference.precomputed import weights_digest
-from vlmalign.utils.files import digest_problem, fingerprint, locked, write_digest, write_json_atomic
+from vlmalign.utils.files import digest_problem, fingerprint, locked, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,7 @@ def cached_caption_pairs(backbone, dataset, description: dict, cache_dir: str | 
         log.info("captioning %d %s scenes with the policy for on-policy pairs (once; cached at %s)",
                  len(dataset), dataset.split, path)
         pairs = caption_pairs(backbone, dataset, max_new_tokens, batch_size)
-        write_json_atomic(path, {"policy": policy, "pairs": pairs})
-        write_digest(path)
+        write_json_atomic(path, {"policy": policy, "pairs": pairs}, checksum=True)
     log.info("on-policy %s pairs: %d of %d scenes have a correctable shape error", dataset.split, len(pairs),
              len(dataset))
     return pairs, policy

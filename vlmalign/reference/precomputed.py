@@ -21,7 +21,7 @@ from vlmalign.errors import ConfigError
 from vlmalign.models.logprobs import ResponseLogProbs
 from vlmalign.reference.base import ReferencePolicy
 from vlmalign.reference.frozen import reference_view_logps
-from vlmalign.utils.files import DIGEST_SUFFIX, digest_problem, fingerprint, locked, write_digest
+from vlmalign.utils.files import DIGEST_SUFFIX, digest_problem, fingerprint, locked, write_digest, write_file_atomic
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,8 @@ class PrecomputedReference(ReferencePolicy):
             self.table = self._load(key) if self.path.exists() else None
             if self.table is None:
                 self.table = self._compute(datamodule, views, device)
-                tmp = self.path.with_suffix(".pt.tmp")
-                torch.save({"key": key, "table": self.table}, tmp)
-                tmp.replace(self.path)
-                write_digest(self.path)
+                payload = {"key": key, "table": self.table}
+                write_file_atomic(self.path, lambda handle: torch.save(payload, handle), checksum=True)
                 log.info("reference cache written: %s (%d samples)", self.path, len(self.table))
 
     def _load(self, key: str):

@@ -9,8 +9,6 @@ Checkpoints load with ``weights_only=True`` (no arbitrary code from a pickle).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from vlmalign.errors import VlmalignError
-from vlmalign.utils.files import DIGEST_SUFFIX, digest_problem, write_digest
+from vlmalign.utils.files import DIGEST_SUFFIX, digest_problem, write_file_atomic
 
 
 class CheckpointError(VlmalignError):
@@ -27,20 +25,7 @@ class CheckpointError(VlmalignError):
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            Path(str(path) + DIGEST_SUFFIX).unlink(missing_ok=True)  # never pair a new file with an old digest
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        write_digest(path)
+        write_file_atomic(path, lambda handle: torch.save(checkpoint, handle), checksum=True)
 
     def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
         problem = checkpoint_problem(path)

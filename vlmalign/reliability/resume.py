@@ -16,14 +16,14 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from vlmalign.reliability.checkpoint_io import checkpoint_problem
-from vlmalign.utils.compose import config_fingerprint
+from vlmalign.utils.compose import NOT_COMPUTED, config_fingerprint
 from vlmalign.utils.files import write_json_atomic
 
 log = logging.getLogger(__name__)
 RUN_IDENTITY = "run_identity.json"
 RESULTS = "metrics.json"
 SUPERSEDED = "superseded_by.json"  # written into a run another run resumed from; never resumed again
-NOT_IDENTITY = ("paths", "logger", "callbacks", "tags", "hydra", "resume", "ckpt_path", "numerics")
+NOT_IDENTITY = (*NOT_COMPUTED, "ckpt_path")  # resuming from another checkpoint is still the same job
 
 
 def run_identity(cfg: DictConfig) -> str:

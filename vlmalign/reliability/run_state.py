@@ -38,8 +38,7 @@ def set_rng_state(state: dict) -> None:
 
 
 class RunStateCallback(pl.Callback):
-    def __init__(self, checkpoint_dir: str | Path) -> None:
-        self.checkpoint_dir = Path(checkpoint_dir)
+    def __init__(self) -> None:
         self._previous_usr1 = None
 
     def state_dict(self) -> dict:
@@ -65,7 +64,7 @@ class RunStateCallback(pl.Callback):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._restore_usr1()
         if isinstance(exception, SIGTERMException):  # raised at a step boundary: the state is consistent
-            path = self.checkpoint_dir / "last.ckpt"
+            path = checkpoint_dir(trainer) / "last.ckpt"
             trainer.save_checkpoint(path)
             log.warning("preempted at step %d: checkpoint saved to %s; rerun with resume=true",
                         trainer.global_step, path)
@@ -74,3 +73,10 @@ class RunStateCallback(pl.Callback):
         if self._previous_usr1 is not None:
             signal.signal(signal.SIGUSR1, self._previous_usr1)
             self._previous_usr1 = None
+
+
+def checkpoint_dir(trainer: pl.Trainer) -> Path:
+    """Where the run's periodic checkpoints go (so ``resume=true`` finds the preemption one beside them)."""
+    if trainer.checkpoint_callback is not None and trainer.checkpoint_callback.dirpath:
+        return Path(trainer.checkpoint_callback.dirpath)
+    return Path(trainer.default_root_dir) / "checkpoints"

@@ -23,6 +23,11 @@ def compose_train(overrides: Sequence[str] = ()) -> DictConfig:
         return compose("train", overrides=list(overrides))
 
 
+# Top-level keys that say where and how a run writes, not what it computes (resume/numerics only act
+# on interrupted or broken runs): left out of the SFT-base cache key and of a run's resume identity.
+NOT_COMPUTED = ("paths", "logger", "callbacks", "task_name", "tags", "hydra", "resume", "numerics")
+
+
 def config_fingerprint(cfg: DictConfig, exclude: Sequence[str], version: int = 0) -> str:
     """Fingerprint of the unresolved config without the top-level keys in ``exclude`` (those that do
     not change what a run computes: where it writes, how it logs)."""

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from filelock import FileLock
 
@@ -37,24 +37,36 @@ def locked(path: str | Path) -> Iterator[None]:
         yield
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over ``path``."""
+def write_file_atomic(path: str | Path, write: Callable[[BinaryIO], Any], checksum: bool = False) -> None:
+    """Call ``write(handle)`` on a temporary file in the same directory, fsync, then rename over ``path``.
+
+    With ``checksum``, the file's SHA-256 is then recorded beside it (``<path>.sha256``); the old
+    digest is removed before the rename, so a new file is never paired with a stale one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        if checksum:
+            Path(str(path) + DIGEST_SUFFIX).unlink(missing_ok=True)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if checksum:
+        write_digest(path)
 
 
-def write_json_atomic(path: str | Path, payload: Any) -> None:
-    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+def write_text_atomic(path: str | Path, text: str, checksum: bool = False) -> None:
+    write_file_atomic(path, lambda handle: handle.write(text.encode("utf-8")), checksum)
+
+
+def write_json_atomic(path: str | Path, payload: Any, checksum: bool = False) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n", checksum)
 
 
 @contextmanager
