@@ -19,35 +19,47 @@ from torch import Tensor
 from vlmalign.errors import ConfigError
 from vlmalign.models.backbone import VisionLanguageBackbone
 from vlmalign.models.logprobs import ResponseLogProbs, ResponseStates, response_token_kl, states_logps
+from vlmalign.models.prefix_sharing import pack_views
 from vlmalign.objectives.base import Objective, ObjectiveOutput
 from vlmalign.reference.base import NoReference, ReferencePolicy
 
 
-def view_states(backbone: VisionLanguageBackbone, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseStates]:
-    """Response-position hidden states of every view from one forward; images encoded once, shared by index."""
+def view_states(
+    backbone: VisionLanguageBackbone, batch: dict, views: tuple[str, ...], share_prefix: bool = True
+) -> dict[str, ResponseStates]:
+    """Response-position hidden states of every view from one forward; images encoded once, shared by index.
+
+    ``share_prefix``: when every view is a response to the sample's prompt and some image is used by more
+    than one view (chosen and rejected), pack each image + prompt prefix with all its responses into one
+    row (``vlmalign.models.prefix_sharing``); same states, fewer positions.
+    """
     missing = [v for v in views if v not in batch["views"]]
     if missing:
         raise ConfigError(f"the objective needs views {missing} but the data provides {sorted(batch['views'])}")
     features = backbone.encode_images(batch["pixel_values"])
     parts = [batch["views"][v] for v in views]
-    image_index = torch.cat([p["image_index"] for p in parts]).tolist()
-    states = backbone.response_states(
-        input_ids=torch.cat([p["input_ids"] for p in parts]),
-        attention_mask=torch.cat([p["attention_mask"] for p in parts]),
-        labels=torch.cat([p["labels"] for p in parts]),
-        image_features=[features[i] for i in image_index],
-    )
+    rows = {key: torch.cat([p[key] for p in parts]) for key in ("input_ids", "attention_mask", "labels", "image_index")}
+    shared = rows["image_index"].unique().numel() < rows["image_index"].numel()  # some image serves two views
+    if share_prefix and shared and all("prompt_length" in p for p in parts) and backbone.can_share_prefix:
+        packed = pack_views(**rows, prompt_lengths=torch.cat([p["prompt_length"] for p in parts]),
+                            pad_token_id=backbone.pad_token_id)
+        states = backbone.shared_prefix_states(packed, features)
+    else:
+        image_index = rows.pop("image_index").tolist()
+        states = backbone.response_states(**rows, image_features=[features[i] for i in image_index])
     out, start = {}, 0
     for view, part in zip(views, parts):
-        rows = part["input_ids"].shape[0]
-        out[view] = states.select(start, start + rows)
-        start += rows
+        count = part["input_ids"].shape[0]
+        out[view] = states.select(start, start + count)
+        start += count
     return out
 
 
-def view_logps(backbone: VisionLanguageBackbone, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseLogProbs]:
+def view_logps(
+    backbone: VisionLanguageBackbone, batch: dict, views: tuple[str, ...], share_prefix: bool = True
+) -> dict[str, ResponseLogProbs]:
     """Response log-probs of every view, from the one forward of ``view_states``."""
-    return {view: states_logps(states) for view, states in view_states(backbone, batch, views).items()}
+    return {view: states_logps(states) for view, states in view_states(backbone, batch, views, share_prefix).items()}
 
 
 class AlignmentModule(pl.LightningModule):
@@ -58,8 +70,10 @@ class AlignmentModule(pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         reference: ReferencePolicy | None = None,
+        share_prefix: bool = True,
     ) -> None:
         super().__init__()
+        self.share_prefix = share_prefix  # see view_states; the reference's forwards follow the same setting
         # from_pretrained returns a model in eval mode and Lightning (>= 2.3) keeps each module's mode, so
         # the policy must be switched to train mode here or dropout would silently stay off.
         self.backbone = backbone.train()
@@ -72,7 +86,7 @@ class AlignmentModule(pl.LightningModule):
 
     def step(self, batch: dict) -> ObjectiveOutput:
         objective = self.objective
-        states = view_states(self.backbone, batch, objective.views)
+        states = view_states(self.backbone, batch, objective.views, self.share_prefix)
         logps = {view: states_logps(s) for view, s in states.items()}
         ref = self.reference.logps(batch, objective.views) if objective.needs_reference else None
         if objective.token_kl_views:  # per-token KL(π ‖ π_ref) needs the reference's states, not just s_ref

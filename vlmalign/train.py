@@ -13,10 +13,13 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from vlmalign.errors import VlmalignError
+from vlmalign.eval.samples_table import log_samples_table
 from vlmalign.module import AlignmentModule
 from vlmalign.optim import build_optimizer_factory
 from vlmalign.pipelines.base_model import ensure_base_model
@@ -71,12 +74,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = build(cfg.data, "data", processor=backbone.processor, views=objective.views)
     if hasattr(datamodule, "prepare_from_policy"):  # data made from the starting policy's own outputs
         datamodule.prepare_from_policy(backbone)
+    if cfg.performance.encode_once:
+        datamodule.encode_once()
     module = AlignmentModule(
         backbone,
         objective,
         optimizer=build_optimizer_factory(cfg.optimizer),
         scheduler=build(cfg.scheduler, "scheduler"),
         reference=build(cfg.reference, "reference"),
+        share_prefix=cfg.performance.share_prefix,
     )
     evaluator = build(cfg.eval, "eval")
     callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.callbacks or {}).items() if node]
@@ -100,6 +106,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     with atomic_directory(output_dir / "model") as scratch:  # replaced whole, never half-written
         backbone.save_pretrained(scratch)
     result = evaluator.evaluate(backbone)
+    log_samples_table(loggers, "test/samples", evaluator, result.samples, step=trainer.global_step)
     columns[cfg.task_name] = result.metrics
     metrics = {f"test/{k}": v for k, v in result.metrics.items()}
     metrics["time/total_s"] = time.perf_counter() - started
@@ -125,6 +132,8 @@ def main(cfg: DictConfig) -> float | None:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"vlmalign: error: {error}\n(set HYDRA_FULL_ERROR=1 for the full traceback)", file=sys.stderr)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # a sweep member: Hydra records the failure (status.json) and runs the other members
         sys.exit(2)
     return metrics.get(cfg.optimized_metric) if cfg.optimized_metric else None
 

@@ -4,11 +4,14 @@ Batch layout::
 
     {"pixel_values": (N_images, C, H, W),          # each distinct image once
      "sample_ids": [...],
-     "views": {view: {"input_ids", "attention_mask", "labels": (B, T), "image_index": (B,)}}}
+     "views": {view: {"input_ids", "attention_mask", "labels": (B, T), "image_index": (B,),
+                      "prompt_length": (B,)}}}             # response views only, not dialogues
 
 Every view is padded to one common length so the module can run all views in one concatenated
 forward; ``image_index`` says which row of ``pixel_values`` each sequence's image placeholders use,
-so chosen and rejected point at the same image and it is encoded once.
+so chosen and rejected point at the same image and it is encoded once. ``prompt_length`` (image
+placeholders included) marks where a response view's own tokens start, so the module can run the
+shared image + prompt prefix once for all views of a sample (``vlmalign.models.prefix_sharing``).
 
 A view is either a response to the sample's prompt (chosen, rejected, ...) or a dialogue that
 carries its own sequence and labels (``negatives``: nSFT's corrective turns, arXiv 2411.14797).
@@ -76,4 +79,7 @@ class MultiViewCollator:
                 "labels": label_tensor[rows],
                 "image_index": torch.arange(batch_size) + (batch_size if VIEWS[view][1] else 0),
             }
+            key = VIEWS[view][0]
+            if all(key in ex.responses and key not in ex.dialogues for ex in examples):  # a response, not a dialogue
+                views[view]["prompt_length"] = torch.tensor([len(ex.prompt_ids) for ex in examples])
         return {"pixel_values": pixel_values, "sample_ids": sample_ids, "views": views}

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from vlmalign.data.collate import MultiViewCollator
 from vlmalign.data.corruptions import ImageCorruption
+from vlmalign.data.encoded_once import EncodedOnce
 from vlmalign.data.encoding import SequenceEncoder
 from vlmalign.data.nsft import NSFTJsonlDataset, ShapesNSFTDataset
 from vlmalign.data.sampling import ResumableDataLoader, ResumableShuffleSampler
@@ -146,6 +147,10 @@ class ShapesDataModule(pl.LightningDataModule):
             counts[split] = len(pairs)
         self._description["onpolicy"] = {"policy": policy, "pairs": counts,
                                          "max_new_tokens": self.onpolicy["max_new_tokens"]}
+
+    def encode_once(self) -> None:
+        """Memoise the train and val examples (``vlmalign.data.encoded_once``); call after the splits are final."""
+        self.train_set, self.val_set = EncodedOnce(self.train_set), EncodedOnce(self.val_set)
 
     def describe(self) -> dict:
         """Everything that fixes the examples' texts and images (reference-cache fingerprint)."""

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from vlmalign.models.logprobs import ResponseLogProbs, ResponseStates, response_states, states_logps
+from vlmalign.models.prefix_sharing import PackedViews
 
 
 class VisionLanguageBackbone(nn.Module):
@@ -38,6 +39,10 @@ class VisionLanguageBackbone(nn.Module):
         return hasattr(self.model, "peft_config")
 
     @property
+    def pad_token_id(self) -> int:
+        return self.processor.tokenizer.pad_token_id
+
+    @property
     def image_token_id(self) -> int:
         return self.core.config.image_token_id
 
@@ -57,6 +62,26 @@ class VisionLanguageBackbone(nn.Module):
             input_ids=input_ids, attention_mask=attention_mask, mm_encoder_outputs=encoder_outputs
         ).last_hidden_state
         return response_states(hidden, labels, head=self.core.get_output_embeddings())
+
+    @property
+    def can_share_prefix(self) -> bool:
+        """Packed prefix sharing passes a 4-D attention mask, which the sdpa and eager attention kernels take;
+        flash-attention-2 and friends only take padding masks, so those models run the plain forward."""
+        return self.core.config._attn_implementation in ("sdpa", "eager")
+
+    def shared_prefix_states(self, packed: PackedViews, image_features: list[Tensor]) -> ResponseStates:
+        """``response_states`` of the unpacked rows, from one forward of the packed rows
+        (``vlmalign.models.prefix_sharing``): each image + prompt prefix runs once."""
+        features = [image_features[i] for i in packed.images]
+        encoder_outputs = {"image": BaseModelOutputWithPooling(pooler_output=features)}
+        hidden = self.core.model(
+            input_ids=packed.input_ids,
+            attention_mask=packed.attention_mask(self.core.dtype),
+            position_ids=packed.position_ids,
+            mm_encoder_outputs=encoder_outputs,
+        ).last_hidden_state
+        return ResponseStates(hidden[packed.predictor_group, packed.predictor_position], packed.targets,
+                              packed.target_row, packed.num_rows, self.core.get_output_embeddings())
 
     def response_logps(
         self, input_ids: Tensor, attention_mask: Tensor, labels: Tensor, image_features: list[Tensor]

@@ -10,20 +10,24 @@ from vlmalign.models.logprobs import ResponseLogProbs, ResponseStates
 from vlmalign.reference.base import ReferencePolicy
 
 
-def reference_view_logps(backbone, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseLogProbs]:
+def reference_view_logps(
+    backbone, batch: dict, views: tuple[str, ...], share_prefix: bool = True
+) -> dict[str, ResponseLogProbs]:
     """view_logps without gradients, detached (the reference never trains)."""
     from vlmalign.module import view_logps
 
     with torch.no_grad():
-        return {view: lp.detach() for view, lp in view_logps(backbone, batch, views).items()}
+        return {view: lp.detach() for view, lp in view_logps(backbone, batch, views, share_prefix).items()}
 
 
-def reference_view_states(backbone, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseStates]:
+def reference_view_states(
+    backbone, batch: dict, views: tuple[str, ...], share_prefix: bool = True
+) -> dict[str, ResponseStates]:
     """view_states without gradients (the head is applied later, chunk by chunk, also without them)."""
     from vlmalign.module import view_states
 
     with torch.no_grad():
-        return view_states(backbone, batch, views)
+        return view_states(backbone, batch, views, share_prefix)
 
 
 class FrozenCopyReference(ReferencePolicy):
@@ -39,8 +43,8 @@ class FrozenCopyReference(ReferencePolicy):
 
     def logps(self, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseLogProbs]:
         self.backbone.to(batch["pixel_values"].device)
-        return reference_view_logps(self.backbone, batch, views)
+        return reference_view_logps(self.backbone, batch, views, self.module.share_prefix)
 
     def states(self, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseStates]:
         self.backbone.to(batch["pixel_values"].device)
-        return reference_view_states(self.backbone, batch, views)
+        return reference_view_states(self.backbone, batch, views, self.module.share_prefix)

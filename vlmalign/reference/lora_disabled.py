@@ -39,12 +39,12 @@ class LoraDisabledReference(ReferencePolicy):
     def logps(self, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseLogProbs]:
         backbone = self.module.backbone
         with backbone.model.disable_adapter():
-            return reference_view_logps(backbone, batch, views)
+            return reference_view_logps(backbone, batch, views, self.module.share_prefix)
 
     def states(self, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseStates]:
         backbone = self.module.backbone
         with backbone.model.disable_adapter():
-            states = reference_view_states(backbone, batch, views)
+            states = reference_view_states(backbone, batch, views, self.module.share_prefix)
         # The KL projects these rows after this context has closed: the head must switch the adapters off itself.
         return {view: dataclasses.replace(s, head=_AdapterDisabledHead(backbone.model, s.head))
                 for view, s in states.items()}

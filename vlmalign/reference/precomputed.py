@@ -106,7 +106,7 @@ class PrecomputedReference(ReferencePolicy):
                 loader = DataLoader(dataset, batch_size=self.batch_size, collate_fn=datamodule.collator)
                 for batch in loader:
                     batch = _to(batch, device)
-                    logps = reference_view_logps(backbone, batch, views)
+                    logps = reference_view_logps(backbone, batch, views, self.module.share_prefix)
                     for row, sample_id in enumerate(batch["sample_ids"]):
                         table[sample_id] = {v: (float(lp.sum[row]), int(lp.count[row])) for v, lp in logps.items()}
         finally:
