@@ -34,14 +34,20 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _importable(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except ModuleNotFoundError:  # no plugin at all installed: the ``hydra_plugins`` namespace itself is missing
+        return False
+
+
 def missing_plugins(config: DictConfig) -> list[str]:
     """``hydra.<kind>._target_=...`` entries whose ``hydra_plugins`` package is not importable."""
     missing = []
     for kind in ("sweeper", "launcher"):
         target = OmegaConf.select(config, f"hydra.{kind}._target_", default=None)
         if isinstance(target, str) and target.startswith("hydra_plugins."):
-            package = ".".join(target.split(".")[:2])
-            if importlib.util.find_spec(package) is None:
+            if not _importable(".".join(target.split(".")[:2])):
                 missing.append(f"hydra.{kind}._target_={target}")
     return missing
 
