@@ -64,22 +64,26 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _objective(name: str):
-    from vlmalign.objectives import AnchorTerm, ConditionalTerm, DPOTerm, NegativeSFTTerm, Objective, SFTTerm
+def _from_conf(group: str, option: str, **overrides):
+    """Build ``conf/<group>/<option>.yaml`` through the project's one instantiate path, so every case measures
+    exactly the objective or reference a user's run gets (``overrides`` replace values, e.g. cache paths)."""
+    from omegaconf import OmegaConf
 
-    return {
-        "sft": lambda: Objective({"sft": SFTTerm()}),
-        "nsft": lambda: Objective({"sft": SFTTerm(), "negatives": NegativeSFTTerm()}),  # arXiv 2411.14797
-        "dpo": lambda: Objective({"dpo": DPOTerm(beta=0.1)}),
-        "mdpo": lambda: Objective({"dpo": DPOTerm(beta=0.1), "conditional": ConditionalTerm(), "anchor": AnchorTerm()}),
-    }[name]()
+    from vlmalign.train import CONFIG_DIR
+    from vlmalign.utils.instantiate import build
+
+    node = OmegaConf.merge(OmegaConf.load(Path(CONFIG_DIR) / group / f"{option}.yaml"), overrides)
+    return build(node, group)
+
+
+def _objective(name: str):
+    return _from_conf("objective", name)
 
 
 def _reference(name: str, cache_dir: str):
-    from vlmalign.reference import FrozenCopyReference, LoraDisabledReference, NoReference, PrecomputedReference
-
-    return {"none": NoReference, "frozen": FrozenCopyReference, "lora": LoraDisabledReference,
-            "precomputed": lambda: PrecomputedReference(f"{cache_dir}/reference")}[name]()
+    if name == "precomputed":
+        return _from_conf("reference", name, cache_dir=f"{cache_dir}/reference")
+    return _from_conf("reference", {"lora": "lora_disabled"}.get(name, name))
 
 
 def repeated_responses(dataset, times: int):

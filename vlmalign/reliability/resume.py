@@ -18,11 +18,11 @@ from omegaconf import DictConfig
 from vlmalign.reliability.checkpoint_io import checkpoint_problem
 from vlmalign.utils.compose import NOT_COMPUTED, config_fingerprint
 from vlmalign.utils.files import write_json_atomic
+from vlmalign.utils.reporting import METRICS_FILE as RESULTS
+from vlmalign.utils.reporting import SUPERSEDED_FILE as SUPERSEDED  # a run another run resumed from: never again
 
 log = logging.getLogger(__name__)
 RUN_IDENTITY = "run_identity.json"
-RESULTS = "metrics.json"
-SUPERSEDED = "superseded_by.json"  # written into a run another run resumed from; never resumed again
 NOT_IDENTITY = (*NOT_COMPUTED, "ckpt_path")  # resuming from another checkpoint is still the same job
 
 

@@ -23,6 +23,7 @@ from vlmalign.errors import VlmalignError
 from vlmalign.report.logs import DEFAULT_CURVES
 from vlmalign.report.runs import METRICS, ReportError, find_runs, read_metrics
 from vlmalign.report.table import DEFAULT_METRICS, Table, build_table
+from vlmalign.utils.files import write_text_atomic
 
 
 def _names(text: str) -> list[str]:
@@ -63,8 +64,8 @@ def write_outputs(table: Table, out: Path, curves: list[str], title: str) -> lis
     from vlmalign.report.charts import bar_chart, curve_chart  # matplotlib only when charts are asked for
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(table.markdown())
-    (out / "report.csv").write_text(table.csv())
+    write_text_atomic(out / "report.md", table.markdown())  # a report already in docs/ is replaced whole or kept
+    write_text_atomic(out / "report.csv", table.csv())
     written = [out / "report.md", out / "report.csv", bar_chart(table, out / "bars.png", title)]
     curve_png = curve_chart(table, curves, out / "curves.png", title)
     return written + ([curve_png] if curve_png else [])

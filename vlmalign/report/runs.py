@@ -19,11 +19,11 @@ import yaml
 
 from vlmalign.errors import VlmalignError
 from vlmalign.report.status import FAILED, read_status
+from vlmalign.utils.reporting import METRICS_FILE as METRICS
+from vlmalign.utils.reporting import SUPERSEDED_FILE as SUPERSEDED
 
 OVERRIDES = Path(".hydra") / "overrides.yaml"
 CONFIG = Path(".hydra") / "config.yaml"
-METRICS = "metrics.json"
-SUPERSEDED = "superseded_by.json"  # vlmalign.reliability.resume writes it into a run it resumed from
 COMPLETED, FAILED_RUN, INCOMPLETE = "completed", "failed", "incomplete"
 
 

@@ -16,7 +16,7 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from vlmalign.report.runs import COMPLETED, ReportError, Run, expected_members
+from vlmalign.report.runs import COMPLETED, FAILED_RUN, ReportError, Run, expected_members
 
 SEED = "seed"
 DEFAULT_METRICS = ("test/chair_i", "test/chair_s", "test/cover", "test/pope/f1", "test/pope/accuracy")
@@ -105,7 +105,7 @@ class Table:
             writer.writerow([name, *[""] * (len(self.keys) - 1), 1, 0, 0,
                              *(v for m in self.metrics for v in (metrics.get(m, ""), ""))])
         for row in self.rows:
-            failed = sum(r.status == "failed" for r in row.runs)
+            failed = sum(r.status == FAILED_RUN for r in row.runs)
             stats = [row.stats(m)[:2] for m in self.metrics]
             writer.writerow([*(row.label[k] for k in self.keys), len(row.completed), failed,
                              len(row.runs) - len(row.completed) - failed,

@@ -11,6 +11,11 @@ from rich.table import Table
 
 from vlmalign.utils.files import write_json_atomic, write_text_atomic
 
+# What a run directory holds that other code reads back: metrics.json is written last and marks the run finished
+# (resume=true skips it, vlmalign-report counts it); resume=true writes superseded_by.json into a run it took over.
+METRICS_FILE = "metrics.json"
+SUPERSEDED_FILE = "superseded_by.json"
+
 HEADLINE = ("chair_i", "chair_s", "cover", "attribute_error", "spatial_error", "count_error", "pope/f1",
             "pope/accuracy", "pope/adversarial/f1", "pope/random/yes_ratio")
 
@@ -19,7 +24,7 @@ def write_results(output_dir: str | Path, metrics: Mapping[str, float], samples:
     """samples.jsonl first: metrics.json is what marks a run finished (``resume=true`` skips such runs)."""
     output_dir = Path(output_dir)
     write_text_atomic(output_dir / "samples.jsonl", "".join(json.dumps(s) + "\n" for s in samples))
-    write_json_atomic(output_dir / "metrics.json", dict(metrics))
+    write_json_atomic(output_dir / METRICS_FILE, dict(metrics))
 
 
 def print_metrics_table(columns: Mapping[str, Mapping[str, float]], title: str = "Evaluation") -> None:
