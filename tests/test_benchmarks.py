@@ -70,3 +70,8 @@ def test_trl_peer_gets_the_same_pairs_as_vlmalign(bench, model_dir):
         assert theirs["prompt"][0]["content"][1]["text"] == pair.prompt
         assert theirs["chosen"][0]["content"][0]["text"] == pair.chosen
         assert theirs["rejected"][0]["content"][0]["text"] == pair.rejected
+
+
+def test_lora_reference_without_lora_is_refused_before_any_work(bench):
+    with pytest.raises(SystemExit, match="--reference lora .* needs --lora"):
+        bench.Case(objective="dpo", reference="lora")

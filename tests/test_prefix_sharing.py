@@ -110,6 +110,15 @@ def test_packing_refuses_rows_of_one_image_with_different_prompts(tiny_checkpoin
                    view["prompt_length"], processor.tokenizer.pad_token_id)
 
 
+def test_packing_refuses_a_row_with_no_response_after_its_prompt(tiny_checkpoint):
+    processor = load_backbone(str(tiny_checkpoint)).processor
+    view = _batch(processor, ("chosen",))["views"]["chosen"]
+    lengths = view["attention_mask"].sum(1)  # claim the whole row is prompt: nothing is left to score
+    with pytest.raises(ValueError, match="row 0 has no response token after its prompt"):
+        pack_views(view["input_ids"], view["attention_mask"], view["labels"], view["image_index"], lengths,
+                   processor.tokenizer.pad_token_id)
+
+
 def test_dialogue_views_carry_no_prompt_length(tiny_checkpoint):
     """nSFT's negatives are whole dialogues with their own labels: never cut at the prompt."""
     processor = load_backbone(str(tiny_checkpoint)).processor
