@@ -12,19 +12,27 @@ from omegaconf import DictConfig, open_dict
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
-def compose_train(overrides: list[str], output_dir: Path, cache_dir: Path | None = None) -> DictConfig:
+def compose_app(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    """``conf/<config_name>.yaml`` (train, evaluate, rlaifv) with ``overrides``, Hydra's runtime values set as in a
+    real run writing to ``output_dir``."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(output_dir)
         cfg.hydra.job.num = 0
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def compose_train(overrides: list[str], output_dir: Path, cache_dir: Path | None = None) -> DictConfig:
+    cfg = compose_app("train", overrides, output_dir)
+    with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
         if cache_dir is not None:
             cfg.paths.cache_dir = str(cache_dir)
-        del cfg["hydra"]
     return cfg
 
 

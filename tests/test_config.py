@@ -17,7 +17,10 @@ from vlmalign.utils.instantiate import build
 GROUPS = ["model", "data", "objective", "reference", "corruption", "base", "optimizer", "scheduler", "trainer",
           "strategy", "logger",
           "callbacks", "eval", "paths", "experiment", "hparams_search"]
-DATA_OBJECTIVE = {"shapes": "sft", "shapes_nsft": "nsft"}
+DATA_OBJECTIVE = {"shapes": "sft", "shapes_nsft": "nsft", "shapes_claims": "sft"}
+# data options that read a file the user names (the required key): built on fixtures in their own tests
+USER_FILE_DATA = {**dict.fromkeys(("rlaif_v", "vlfeedback", "mdpo_json", "trl_preference", "llava_sft",
+                                   "local_preference"), "train_file"), "rlaifv_pairs": "pairs_file"}
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +39,21 @@ def test_every_option_composes_and_resolves(group, tmp_path, cache_dir):
     options = group_options(group)
     assert options, f"conf/{group}/ has no options"
     for option in options:
-        cfg = compose_train([f"{group}={option}"], tmp_path, cache_dir)
+        extra = [f"data.{USER_FILE_DATA[option]}=unused.json"] if group == "data" and option in USER_FILE_DATA else []
+        cfg = compose_train([f"{group}={option}", *extra], tmp_path, cache_dir)
         OmegaConf.to_container(cfg, resolve=True, throw_on_missing=group != "model")
 
 
 def test_every_buildable_option_instantiates(tmp_path, cache_dir, processor, tiny_checkpoint):
     for option in group_options("model"):
+        if option not in ("tiny_llava", "tiny_llava_lora", "hf"):
+            continue  # presets of hub checkpoints: built from tiny random models in tests/model_presets
         extra = [f"model.name_or_path={tiny_checkpoint}", "model.dtype=float32"] if option == "hf" else []
         cfg = compose_train([f"model={option}", *extra], tmp_path, cache_dir)
         assert build(cfg.model, "model").processor is not None
     for option in group_options("data"):
+        if option in USER_FILE_DATA:
+            continue  # built on fixture files in tests/data_adapters/test_configs.py and tests/rlaifv
         # each data option with an objective that uses what it has (the default, mdpo, needs preference pairs)
         objective = [f"objective={DATA_OBJECTIVE[option]}"] if option in DATA_OBJECTIVE else []
         cfg = compose_train([f"data={option}", *objective], tmp_path, cache_dir)

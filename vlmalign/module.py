@@ -36,7 +36,7 @@ def view_states(
     missing = [v for v in views if v not in batch["views"]]
     if missing:
         raise ConfigError(f"the objective needs views {missing} but the data provides {sorted(batch['views'])}")
-    features = backbone.encode_images(batch["pixel_values"])
+    features = backbone.encode_images(batch["pixel_values"], **batch.get("image_inputs", {}))
     parts = [batch["views"][v] for v in views]
     rows = {key: torch.cat([p[key] for p in parts]) for key in ("input_ids", "attention_mask", "labels", "image_index")}
     shared = rows["image_index"].unique().numel() < rows["image_index"].numel()  # some image serves two views
@@ -97,10 +97,10 @@ class AlignmentModule(pl.LightningModule):
 
     def _log_output(self, stage: str, out: ObjectiveOutput, batch_size: int) -> None:
         on_step = stage == "train"
-        self.log(f"{stage}/loss", out.loss.detach(), prog_bar=True, on_step=on_step, on_epoch=not on_step,
-                 batch_size=batch_size)
-        metrics = {f"{stage}/{k}": v for k, v in out.metrics.items()}
-        self.log_dict(metrics, on_step=on_step, on_epoch=not on_step, batch_size=batch_size)
+        # Epoch-level (validation) values are averaged over ranks; without it each rank logs its own shard's mean.
+        sync = dict(on_step=on_step, on_epoch=not on_step, batch_size=batch_size, sync_dist=not on_step)
+        self.log(f"{stage}/loss", out.loss.detach(), prog_bar=True, **sync)
+        self.log_dict({f"{stage}/{k}": v for k, v in out.metrics.items()}, **sync)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         out = self.step(batch)

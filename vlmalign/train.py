@@ -18,6 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from vlmalign.distributed import run as distributed
 from vlmalign.errors import VlmalignError
 from vlmalign.eval.samples_table import log_samples_table
 from vlmalign.module import AlignmentModule
@@ -70,10 +71,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     init = {}
     if cfg.get("base"):
         init["init_from"] = str(ensure_base_model(cfg.base, cfg.paths.cache_dir) / "model")
-    backbone = build(cfg.model, "model", **init)
+    with distributed.building_context(cfg):  # ZeRO-3 with distributed.zero3_init: built as shards
+        backbone = build(cfg.model, "model", **init)
+    distributed.prepare_backbone(cfg, backbone)  # ZeRO-3 workarounds (vlmalign/distributed/workarounds.py)
     datamodule = build(cfg.data, "data", processor=backbone.processor, views=objective.views)
     if hasattr(datamodule, "prepare_from_policy"):  # data made from the starting policy's own outputs
-        datamodule.prepare_from_policy(backbone)
+        with distributed.before_fit(backbone):
+            datamodule.prepare_from_policy(backbone)
     if cfg.performance.encode_once:
         datamodule.encode_once()
     module = AlignmentModule(
@@ -92,7 +96,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if not loggers:  # Lightning refuses a LearningRateMonitor without a logger; with none it has nowhere to write
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
     trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
-                    plugins=[AtomicCheckpointIO()])
+                    plugins=distributed.checkpoint_plugins(cfg, [AtomicCheckpointIO()]))
     for logger in loggers:
         logger.log_hyperparams(redact_secrets(OmegaConf.to_container(cfg, resolve=True)))
 
@@ -100,11 +104,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     columns: dict[str, dict[str, float]] = {}
     if cfg.evaluate_initial:
-        columns["base" if init else "initial"] = evaluator.evaluate(backbone).metrics
+        with distributed.before_fit(backbone):
+            columns["base" if init else "initial"] = evaluator.evaluate(backbone).metrics
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    distributed.after_fit(trainer, backbone)  # ZeRO-3: shards gathered back into an ordinary model
 
     with atomic_directory(output_dir / "model") as scratch:  # replaced whole, never half-written
-        backbone.save_pretrained(scratch)
+        backbone.save_pretrained(scratch, merge_lora=cfg.export.merge_lora)
     result = evaluator.evaluate(backbone)
     log_samples_table(loggers, "test/samples", evaluator, result.samples, step=trainer.global_step)
     columns[cfg.task_name] = result.metrics

@@ -13,7 +13,6 @@ Only keys that exist are checked: configs for HF models or other datasets may la
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from hydra.utils import get_class
@@ -22,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from vlmalign.data.collate import VIEWS as VIEW_SOURCES
 from vlmalign.data.datamodule import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, TASK_VIEWS
+from vlmalign.distributed.checks import deepspeed_problems
 from vlmalign.errors import ConfigError
 from vlmalign.objectives.base import Objective
 from vlmalign.reference import FrozenCopyReference, LoraDisabledReference, NoReference, ReferencePolicy
@@ -154,43 +154,16 @@ def _check_image_sizes(cfg: DictConfig, objective: Objective) -> list[str]:
     return problems
 
 
-def _deepspeed_stage(strategy: Any) -> int | None:
-    """The ZeRO stage of a DeepSpeed strategy config (a registry name or a ``_target_`` node), None if not one."""
-    if isinstance(strategy, str):
-        if not strategy.startswith("deepspeed"):
-            return None
-        match = re.search(r"stage_(\d)", strategy)
-        return int(match.group(1)) if match else 2  # DeepSpeedStrategy's default stage
-    if isinstance(strategy, DictConfig) and str(strategy.get("_target_", "")).endswith("DeepSpeedStrategy"):
-        config = strategy.get("config")
-        if isinstance(config, DictConfig) and OmegaConf.select(config, "zero_optimization.stage") is not None:
-            return int(config.zero_optimization.stage)  # an explicit DeepSpeed config overrides `stage`
-        return int(strategy.get("stage", 2))
-    return None
-
-
 def _check_strategy(cfg: DictConfig, objective: Objective) -> list[str]:
-    """Check 5: DeepSpeed runs on GPUs only, and ZeRO-3 cannot hold a frozen-copy reference."""
+    """Check 5: DeepSpeed needs GPUs and bf16; a frozen-copy reference cannot copy a model built as ZeRO-3 shards
+    (the rules live with the DeepSpeed code: vlmalign/distributed/checks.py)."""
     problems = []
+    cls, _ = _reference_class(cfg)
+    frozen = cls is not None and issubclass(cls, FrozenCopyReference)
     # conf/strategy is `@package trainer`: the strategy lives at trainer.strategy (a top-level node is read too).
     for key in ("trainer.strategy", "strategy"):
-        strategy = _get(cfg, key)
-        stage = _deepspeed_stage(strategy)
-        if stage is None:
-            continue
-        accelerator = _get(cfg, "trainer.accelerator")
-        if accelerator == "cpu":
-            problems.append(f"{key} is DeepSpeed but trainer.accelerator=cpu, and Lightning's DeepSpeed strategy runs "
-                            "on CUDA GPUs only; use trainer=gpu, or strategy=auto / ddp on CPU")
-        cls, _ = _reference_class(cfg)
-        if stage == 3 and cls is not None and issubclass(cls, FrozenCopyReference):
-            problems.append(
-                f"{key} is DeepSpeed ZeRO stage 3, which shards every parameter across ranks, but reference=frozen "
-                "keeps an unsharded deep copy of the policy outside the engine (a full second model on every rank, "
-                "or a copy of empty shards if the policy was built partitioned); choose reference=precomputed "
-                "(log-probs cached before training) or reference=lora_disabled (with model.lora.enabled=true), "
-                "or ZeRO stage 2"
-            )
+        problems += deepspeed_problems(key, _get(cfg, key), _get(cfg, "trainer.accelerator"),
+                                       _get(cfg, "trainer.precision"), frozen, _get(cfg, "distributed.zero3_init"))
     return problems
 
 

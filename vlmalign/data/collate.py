@@ -17,6 +17,12 @@ A view is either a response to the sample's prompt (chosen, rejected, ...) or a 
 carries its own sequence and labels (``negatives``: nSFT's corrective turns, arXiv 2411.14797).
 Every view has one row per sample; a sample with an empty dialogue has a row with no labelled
 token, which adds nothing to token-mean losses.
+
+Models whose processor does not give one (C, H, W) tensor per image (Qwen2-VL's patch lists, Idefics3's
+crops) carry a ``pixel_layout`` on their examples: ``pixel_values`` is then batched the way that model
+expects and the batch gains ``"image_inputs"`` (``image_grid_thw``, ``pixel_attention_mask``), which the
+backbone passes to the vision tower; the corruption m' is applied to each image mapped back to (C, H, W)
+(``vlmalign.models.image_inputs``).
 """
 
 from __future__ import annotations
@@ -66,10 +72,14 @@ class MultiViewCollator:
         input_ids, attention_mask = pad_sequences(sequences, self.pad_token_id)
         label_tensor, _ = pad_sequences(labels, IGNORE_INDEX)
         batch_size = len(examples)
-        pixel_values = torch.stack([ex.pixel_values for ex in examples])
         sample_ids = [ex.sample_id for ex in examples]
-        if self.needs_corruption:  # corrupted images follow the real ones; each is encoded once
-            pixel_values = torch.cat([pixel_values, self.corrupt(pixel_values, sample_ids)])
+        image_inputs: dict = {}
+        if examples[0].pixel_layout is None:  # one (C, H, W) tensor per image
+            pixel_values = torch.stack([ex.pixel_values for ex in examples])
+            if self.needs_corruption:  # corrupted images follow the real ones; each is encoded once
+                pixel_values = torch.cat([pixel_values, self.corrupt(pixel_values, sample_ids)])
+        else:
+            pixel_values, image_inputs = self.collate_images(examples)
         views = {}
         for index, view in enumerate(self.views):
             rows = slice(index * batch_size, (index + 1) * batch_size)
@@ -82,4 +92,21 @@ class MultiViewCollator:
             key = VIEWS[view][0]
             if all(key in ex.responses and key not in ex.dialogues for ex in examples):  # a response, not a dialogue
                 views[view]["prompt_length"] = torch.tensor([len(ex.prompt_ids) for ex in examples])
-        return {"pixel_values": pixel_values, "sample_ids": sample_ids, "views": views}
+        batch = {"pixel_values": pixel_values, "sample_ids": sample_ids, "views": views}
+        if image_inputs:
+            batch["image_inputs"] = image_inputs
+        return batch
+
+    def collate_images(self, examples: list[EncodedExample]) -> tuple[torch.Tensor, dict]:
+        """Pixels (and extra image tensors) of a non-(C, H, W) layout, corrupted images after the real ones."""
+        layout = examples[0].pixel_layout
+        pixels = [ex.pixel_values for ex in examples]
+        extras = [ex.image_inputs for ex in examples]
+        if self.needs_corruption:
+            images = [layout.to_image(p, e) for p, e in zip(pixels, extras)]
+            generators = [sample_generator(self.corruption_seed, ex.sample_id) for ex in examples]
+            for image, extra in zip(self.corruption.apply_each(images, generators), extras):
+                corrupted, corrupted_extra = layout.from_image(image, extra)
+                pixels.append(corrupted)
+                extras.append(corrupted_extra)
+        return layout.collate(pixels, extras)

@@ -28,6 +28,11 @@ class ImageCorruption:
     def __call__(self, pixels: Tensor, generators: list[torch.Generator]) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def apply_each(self, images: list[Tensor], generators: list[torch.Generator]) -> list[Tensor]:
+        """The same corruption on (C, H, W) images that may differ in size (Qwen2-VL's dynamic resolution):
+        one image at a time, each with its own generator, so image i gets what it gets in a batch."""
+        return [self(image[None], [gen])[0] for image, gen in zip(images, generators)]
+
 
 class RandomResizedCrop(ImageCorruption):
     """Keep a random crop of ``scale`` of the area (aspect ratio in ``ratio``), resized back to the input size.
@@ -105,8 +110,11 @@ class OtherImage(ImageCorruption):
     name = "other_image"
 
     def __call__(self, pixels: Tensor, generators: list[torch.Generator]) -> Tensor:
-        size = pixels.shape[0]
+        return torch.stack(self.apply_each(list(pixels), generators))
+
+    def apply_each(self, images: list[Tensor], generators: list[torch.Generator]) -> list[Tensor]:
+        size = len(images)
         if size < 2:
             raise ConfigError("corruption=other_image needs data.batch_size >= 2 (it borrows another sample's image)")
         shifts = [1 + int(torch.randint(0, size - 1, (1,), generator=g)) for g in generators]
-        return torch.stack([pixels[(i + s) % size] for i, s in enumerate(shifts)])
+        return [images[(i + s) % size] for i, s in enumerate(shifts)]

@@ -25,6 +25,7 @@ from PIL import Image
 from torch import Tensor
 
 from vlmalign.errors import DataError
+from vlmalign.models.image_inputs import ImageInputs, PixelLayout, layout_for, split_outputs
 from vlmalign.models.logprobs import IGNORE_INDEX
 
 Dialogue = Sequence[tuple[str, str]]  # (user question, assistant answer) per turn; the image goes with the first
@@ -46,11 +47,15 @@ class EncodedExample:
     dialogues about the same image that carry their own token sequence and labels (nSFT's negatives)."""
 
     sample_id: str
-    pixel_values: Tensor  # (C, H, W)
+    pixel_values: Tensor  # (C, H, W); for other layouts what the processor gives for one image (pixel_layout)
     prompt_ids: list[int]
     responses: dict[str, list[int]]
     meta: dict = field(default_factory=dict)
     dialogues: dict[str, LabelledSequence] = field(default_factory=dict)  # views that carry their own sequence
+    # Extra per-image processor outputs (Qwen2-VL's image_grid_thw, Idefics3's pixel_attention_mask) and how
+    # the collator batches and corrupts them (vlmalign.models.image_inputs); empty / None for (C, H, W) pixels.
+    image_inputs: ImageInputs = field(default_factory=dict)
+    pixel_layout: PixelLayout | None = None
 
     def tokens(self, key: str) -> tuple[list[int], list[int]]:
         """(input ids, labels) of response or dialogue ``key``: prompt + response with the prompt masked,
@@ -80,8 +85,17 @@ class SequenceEncoder:
                                                   tokenize=False)
 
     def encode_prompt(self, image: Image.Image, prompt: str) -> tuple[list[int], Tensor]:
+        ids, pixels, _, _ = self.encode_prompt_inputs(image, prompt)
+        return ids, pixels
+
+    def encode_prompt_inputs(
+        self, image: Image.Image, prompt: str
+    ) -> tuple[list[int], Tensor, ImageInputs, PixelLayout | None]:
+        """Prompt ids, the image's pixel_values and extra image tensors, and their layout (None: (C, H, W))."""
         out = self.processor(text=[self.prompt_text(prompt)], images=[image], return_tensors="pt")
-        return out["input_ids"][0].tolist(), out["pixel_values"][0]
+        layout = layout_for(self.processor, out)
+        pixels, extras = split_outputs(out, layout)
+        return out["input_ids"][0].tolist(), pixels, extras, layout
 
     def encode_response(self, text: str) -> list[int]:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -98,7 +112,7 @@ class SequenceEncoder:
     ) -> EncodedExample:
         """``responses`` answer ``prompt`` in one turn; each of ``dialogues`` is a conversation of its own
         about the same image (an empty one becomes the prompt with nothing labelled: see ``encode_dialogue``)."""
-        prompt_ids, pixels = self.encode_prompt(image, prompt)
+        prompt_ids, pixels, image_inputs, layout = self.encode_prompt_inputs(image, prompt)
         room = self.max_length - len(prompt_ids)
         if room < 1:
             raise DataError(
@@ -113,7 +127,8 @@ class SequenceEncoder:
             encoded[view] = self.encode_response(text)[:room]
         encoded_dialogues = {view: self.encode_dialogue(sample_id, image, turns, prompt_ids)
                              for view, turns in (dialogues or {}).items()}
-        return EncodedExample(sample_id, pixels, prompt_ids, encoded, meta or {}, encoded_dialogues)
+        return EncodedExample(sample_id, pixels, prompt_ids, encoded, meta or {}, encoded_dialogues, image_inputs,
+                              layout)
 
     def encode_dialogue(
         self, sample_id: str, image: Image.Image, turns: Dialogue, empty_prompt_ids: list[int]

@@ -5,6 +5,15 @@ log-probs (or the response-position hidden states they come from) of token seque
 those features. transformers passes precomputed features
 through ``mm_encoder_outputs``, which is what lets chosen, rejected and every other view of one
 image share a single vision-tower pass (DESIGN.md, "Performance levers").
+
+Per family (checked against transformers 5.23 and tested on tiny random models of each class,
+``tests/model_presets``): LLaVA, Idefics3/SmolVLM, Qwen2-VL and Qwen2.5-VL take a list of per-image
+features, PaliGemma one stacked tensor. Qwen2-VL/2.5-VL rotate with 3-D (t, h, w) positions computed
+from each image's patch grid, so their features keep that grid in their shape ((h, w, hidden) after the
+merger) and the text forward is given ``image_grid_thw`` and ``mm_token_type_ids`` to rebuild the positions.
+PaliGemma attends bidirectionally over image + prompt (``token_type_ids`` 0) and causally over the answer;
+it is given those token types here (and in ``generate``), and it does not share prefixes (see
+``can_share_prefix``).
 """
 
 from __future__ import annotations
@@ -15,8 +24,12 @@ import torch
 from torch import Tensor, nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from vlmalign.models.logprobs import ResponseLogProbs, ResponseStates, response_states, states_logps
-from vlmalign.models.prefix_sharing import PackedViews
+from vlmalign.models.logprobs import IGNORE_INDEX, ResponseLogProbs, ResponseStates, response_states, states_logps
+from vlmalign.models.prefix_sharing import PREFIX_SEGMENT, PackedViews
+
+# Families whose text forward needs more than ids and a mask (see the module docstring).
+MROPE_MODELS = frozenset({"qwen2_vl", "qwen2_5_vl"})  # 3-D rotary positions from each image's (t, h, w) grid
+PREFIX_LM_MODELS = frozenset({"paligemma"})  # full attention over image + prompt, positions counted from 1
 
 
 class VisionLanguageBackbone(nn.Module):
@@ -46,39 +59,92 @@ class VisionLanguageBackbone(nn.Module):
     def image_token_id(self) -> int:
         return self.core.config.image_token_id
 
-    def encode_images(self, pixel_values: Tensor) -> list[Tensor]:
-        """Vision tower + projector, one (tokens, hidden) tensor per image."""
-        return list(self.core.model.get_image_features(pixel_values=pixel_values).pooler_output)
+    @property
+    def model_type(self) -> str:
+        return self.core.config.model_type
+
+    def encode_images(self, pixel_values: Tensor, **image_inputs: Tensor) -> list[Tensor]:
+        """Vision tower + projector, one (tokens, hidden) tensor per image; ``image_inputs`` are the processor's
+        other image tensors (``image_grid_thw``, ``pixel_attention_mask``) as the collator batched them.
+        Qwen2-VL/2.5-VL features come as (h, w, hidden) token grids (see the module docstring)."""
+        if pixel_values.is_floating_point():  # a bf16 model is fed fp32 processor pixels
+            pixel_values = pixel_values.to(self.core.dtype)
+        features = list(self.core.model.get_image_features(pixel_values=pixel_values, **image_inputs).pooler_output)
+        if self.model_type in MROPE_MODELS:
+            merge = self.core.config.vision_config.spatial_merge_size
+            features = [f.reshape(int(h) // merge, int(w) // merge, f.shape[-1])
+                        for f, (_, h, w) in zip(features, image_inputs["image_grid_thw"].tolist())]
+        return features
+
+    def _encoder_outputs(self, features: list[Tensor]) -> dict | None:
+        if not features:
+            return None
+        if self.model_type in MROPE_MODELS:
+            features = [f.flatten(0, 1) for f in features]
+        elif self.model_type in PREFIX_LM_MODELS:  # PaliGemma casts pooler_output as one tensor
+            features = torch.stack(features)
+        return {"image": BaseModelOutputWithPooling(pooler_output=features)}
+
+    def _image_grids(self, features: list[Tensor]) -> Tensor:
+        merge = self.core.config.vision_config.spatial_merge_size
+        return torch.tensor([[1, f.shape[0] * merge, f.shape[1] * merge] for f in features],
+                            device=features[0].device)
+
+    def _text_inputs(self, input_ids: Tensor, labels: Tensor | None, features: list[Tensor]) -> dict:
+        """The family-specific extra inputs of a text forward over rows whose images are ``features``."""
+        if self.model_type in MROPE_MODELS and features:
+            return {"image_grid_thw": self._image_grids(features),
+                    "mm_token_type_ids": (input_ids == self.image_token_id).int()}
+        if self.model_type in PREFIX_LM_MODELS:
+            # PaliGemma's prefix-LM: token type 0 (full attention) up to the first answer token, 1 (causal) after.
+            suffix = torch.zeros_like(input_ids) if labels is None else (labels != IGNORE_INDEX).cumsum(1) > 0
+            return {"token_type_ids": suffix.long()}
+        return {}
 
     def response_states(
         self, input_ids: Tensor, attention_mask: Tensor, labels: Tensor, image_features: list[Tensor]
     ) -> ResponseStates:
         """Hidden states at the response positions (and the head that projects them); row i of the batch
         uses ``image_features[i]`` for its image placeholders."""
-        encoder_outputs = None
-        if image_features:
-            encoder_outputs = {"image": BaseModelOutputWithPooling(pooler_output=image_features)}
         hidden = self.core.model(
-            input_ids=input_ids, attention_mask=attention_mask, mm_encoder_outputs=encoder_outputs
+            input_ids=input_ids, attention_mask=attention_mask,
+            mm_encoder_outputs=self._encoder_outputs(image_features),
+            **self._text_inputs(input_ids, labels, image_features),
         ).last_hidden_state
         return response_states(hidden, labels, head=self.core.get_output_embeddings())
 
     @property
     def can_share_prefix(self) -> bool:
         """Packed prefix sharing passes a 4-D attention mask, which the sdpa and eager attention kernels take;
-        flash-attention-2 and friends only take padding masks, so those models run the plain forward."""
-        return self.core.config._attn_implementation in ("sdpa", "eager")
+        flash-attention-2 and friends only take padding masks, so those models run the plain forward.
+        PaliGemma runs the plain forward too: its prefix-LM mask (full attention over image + prompt) and
+        1-based positions are not what the packed rows carry."""
+        return (self.core.config._attn_implementation in ("sdpa", "eager")
+                and self.model_type not in PREFIX_LM_MODELS)
+
+    def _packed_positions(self, packed: PackedViews, features: list[Tensor]) -> Tensor:
+        """Position ids of the packed rows. Qwen2-VL/2.5-VL: the model's own 3-D rope index over each prefix
+        (image tokens get (t, h, w) positions); a response token at unpacked position i gets i + the prefix's
+        rope delta on all three axes, which is what the model gives text after the last image."""
+        if self.model_type not in MROPE_MODELS:
+            return packed.position_ids
+        prefix = packed.segments == PREFIX_SEGMENT
+        rope, delta = self.core.model.get_rope_index(
+            packed.input_ids, mm_token_type_ids=(packed.input_ids == self.image_token_id).int(),
+            image_grid_thw=self._image_grids(features), attention_mask=prefix.long(),
+        )
+        after = (packed.position_ids + delta.to(packed.position_ids.device))[None].expand_as(rope)
+        return torch.where(prefix[None], rope, after)
 
     def shared_prefix_states(self, packed: PackedViews, image_features: list[Tensor]) -> ResponseStates:
         """``response_states`` of the unpacked rows, from one forward of the packed rows
         (``vlmalign.models.prefix_sharing``): each image + prompt prefix runs once."""
         features = [image_features[i] for i in packed.images]
-        encoder_outputs = {"image": BaseModelOutputWithPooling(pooler_output=features)}
         hidden = self.core.model(
             input_ids=packed.input_ids,
             attention_mask=packed.attention_mask(self.core.dtype),
-            position_ids=packed.position_ids,
-            mm_encoder_outputs=encoder_outputs,
+            position_ids=self._packed_positions(packed, features),
+            mm_encoder_outputs=self._encoder_outputs(features),
         ).last_hidden_state
         return ResponseStates(hidden[packed.predictor_group, packed.predictor_position], packed.targets,
                               packed.target_row, packed.num_rows, self.core.get_output_embeddings())
@@ -90,12 +156,21 @@ class VisionLanguageBackbone(nn.Module):
         return states_logps(self.response_states(input_ids, attention_mask, labels, image_features))
 
     @torch.no_grad()
-    def generate(self, input_ids: Tensor, attention_mask: Tensor, pixel_values: Tensor, **kwargs) -> Tensor:
-        """New tokens only (left-padded prompts)."""
+    def generate(self, input_ids: Tensor, attention_mask: Tensor, pixel_values: Tensor, **kwargs):
+        """New tokens only (left-padded prompts). ``kwargs`` include the batch's ``image_inputs`` where the
+        model has them (``image_grid_thw``, ``pixel_attention_mask``). With ``return_dict_in_generate=True``,
+        HF's output object, its ``sequences`` cut to the new tokens."""
+        if self.model_type in MROPE_MODELS:
+            kwargs.setdefault("mm_token_type_ids", (input_ids == self.image_token_id).int())
+        elif self.model_type in PREFIX_LM_MODELS:
+            kwargs.setdefault("token_type_ids", torch.zeros_like(input_ids))
         out = self.core.generate(
             input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values, **kwargs
         )
-        return out[:, input_ids.shape[1] :]
+        if isinstance(out, Tensor):
+            return out[:, input_ids.shape[1] :]
+        out.sequences = out.sequences[:, input_ids.shape[1] :]
+        return out
 
     def save_pretrained(self, directory: str | Path, merge_lora: bool = False) -> None:
         """HF-format export loadable by plain ``transformers`` (LoRA merged on request)."""

@@ -42,6 +42,13 @@ def _lora_settings(lora: LoraSettings | Mapping | None) -> LoraSettings | None:
         raise ConfigError(f"model.lora: {error}; allowed keys: {sorted(LoraSettings.__dataclass_fields__)}") from error
 
 
+def _plain(mapping: Mapping) -> dict:
+    """Hydra passes nested DictConfigs; processors want plain dicts (e.g. an image processor's ``size``)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    return OmegaConf.to_container(mapping, resolve=True) if isinstance(mapping, DictConfig) else dict(mapping)
+
+
 def load_backbone(
     name_or_path: str,
     dtype: str = "float32",
@@ -50,12 +57,19 @@ def load_backbone(
     gradient_checkpointing: bool = False,
     image_size: int | None = None,
     init_from: str | None = None,
+    chat_template: str | None = None,
+    processor_kwargs: Mapping | None = None,
+    architecture: str | None = None,
 ) -> VisionLanguageBackbone:
     """Load any image-text-to-text checkpoint (hub id or local directory) and its processor.
 
     ``image_size`` is the model config's one home for the input resolution (data and eval
     interpolate it); the processor resizes to its own size, so it is not passed on. ``init_from``
-    (a base run's exported model) replaces ``name_or_path`` when set.
+    (a base run's exported model) replaces ``name_or_path`` when set. ``chat_template`` replaces the
+    processor's (PaliGemma ships none; its preset gives a minimal one) and is saved with an export;
+    ``processor_kwargs`` go to ``AutoProcessor.from_pretrained`` (e.g. Qwen2-VL's pixel budget, SmolVLM's
+    ``do_image_splitting``). ``architecture`` (a preset's model class) is checked against what loaded, so a
+    preset pointed at another family's checkpoint fails here, not deep inside a forward.
     """
     name_or_path = init_from or name_or_path
     local = Path(name_or_path).expanduser()
@@ -64,7 +78,8 @@ def load_backbone(
         raise ConfigError(f"model.name_or_path={name_or_path!r}: no such local directory")
     source = str(local) if local.exists() else name_or_path
     try:
-        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
+        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code,
+                                                  **_plain(processor_kwargs or {}))
         model = AutoModelForImageTextToText.from_pretrained(
             source, dtype=_dtype(dtype), trust_remote_code=trust_remote_code
         )
@@ -73,6 +88,14 @@ def load_backbone(
             f"model.name_or_path={name_or_path!r} could not be loaded as an image-text-to-text checkpoint "
             f"(local directory or hub id; offline machines need a local copy): {error}"
         ) from error
+    if architecture is not None and type(model).__name__ != architecture:
+        raise ConfigError(f"model.name_or_path={name_or_path!r} is a {type(model).__name__}, but this preset is for "
+                          f"{architecture} (model.architecture); use that family's preset or model=hf")
+    if chat_template is not None:
+        processor.chat_template = chat_template
+    if getattr(processor, "chat_template", None) is None:
+        raise ConfigError(f"model.name_or_path={name_or_path!r}: the processor has no chat template; set "
+                          "model.chat_template (conf/model/paligemma_3b.yaml shows a minimal one)")
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     settings = _lora_settings(lora)

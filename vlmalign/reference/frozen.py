@@ -6,6 +6,7 @@ import copy
 
 import torch
 
+from vlmalign.distributed.zero3 import shard_reference
 from vlmalign.models.logprobs import ResponseLogProbs, ResponseStates
 from vlmalign.reference.base import ReferencePolicy
 
@@ -41,10 +42,17 @@ class FrozenCopyReference(ReferencePolicy):
         for parameter in self.backbone.parameters():
             parameter.requires_grad_(False)
 
+    def _ready(self, device) -> None:
+        # Under ZeRO-3 the copy gets its own ZeRO-3 inference engine on first use, sharded like the policy
+        # (vlmalign/distributed/zero3.py); otherwise it just follows the batch's device.
+        self.backbone = shard_reference(self.backbone, self.module)
+        if not getattr(self.backbone, "_vlmalign_sharded", False):
+            self.backbone.to(device)
+
     def logps(self, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseLogProbs]:
-        self.backbone.to(batch["pixel_values"].device)
+        self._ready(batch["pixel_values"].device)
         return reference_view_logps(self.backbone, batch, views, self.module.share_prefix)
 
     def states(self, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseStates]:
-        self.backbone.to(batch["pixel_values"].device)
+        self._ready(batch["pixel_values"].device)
         return reference_view_states(self.backbone, batch, views, self.module.share_prefix)

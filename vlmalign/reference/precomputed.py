@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from vlmalign.distributed.zero3 import gathered
 from vlmalign.errors import ConfigError
 from vlmalign.models.logprobs import ResponseLogProbs
 from vlmalign.reference.base import ReferencePolicy
@@ -66,15 +67,18 @@ class PrecomputedReference(ReferencePolicy):
         return json.dumps(key, sort_keys=True, default=_plain)
 
     def prepare(self, datamodule, views: tuple[str, ...], device=None) -> None:
-        key = self.cache_key(datamodule, views)
-        self.path = self.cache_dir / f"reflogps-{fingerprint(key)}.pt"
-        with locked(self.path):
-            self.table = self._load(key) if self.path.exists() else None
-            if self.table is None:
-                self.table = self._compute(datamodule, views, device)
-                payload = {"key": key, "table": self.table}
-                write_file_atomic(self.path, lambda handle: torch.save(payload, handle), checksum=True)
-                log.info("reference cache written: %s (%d samples)", self.path, len(self.table))
+        # A policy built as ZeRO-3 shards (distributed.zero3_init) is gathered whole for the digest and the pass;
+        # gathering is collective, so it wraps the file lock (one rank computes while the others wait on the lock).
+        with gathered(self.module.backbone):
+            key = self.cache_key(datamodule, views)
+            self.path = self.cache_dir / f"reflogps-{fingerprint(key)}.pt"
+            with locked(self.path):
+                self.table = self._load(key) if self.path.exists() else None
+                if self.table is None:
+                    self.table = self._compute(datamodule, views, device)
+                    payload = {"key": key, "table": self.table}
+                    write_file_atomic(self.path, lambda handle: torch.save(payload, handle), checksum=True)
+                    log.info("reference cache written: %s (%d samples)", self.path, len(self.table))
 
     def _load(self, key: str):
         """The cached table, or None (rebuild) when the file fails its checksum, cannot be read or was

@@ -41,7 +41,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def checkpoint_problem(path) -> str | None:
     """Why a checkpoint cannot be trusted, or None. One without a digest (written elsewhere) is accepted
-    only if it at least reads back as a complete archive."""
+    only if it at least reads back as a complete archive. A DeepSpeed checkpoint is a directory of shards."""
+    if Path(path).is_dir():
+        from vlmalign.distributed.run import deepspeed_checkpoint_problem
+
+        return deepspeed_checkpoint_problem(path)
     problem = digest_problem(path)
     if problem is None or not Path(path).exists():
         return problem

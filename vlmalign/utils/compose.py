@@ -24,9 +24,11 @@ def compose_train(overrides: Sequence[str] = ()) -> DictConfig:
 
 
 # Top-level keys that say where and how a run writes, not what it computes (resume/numerics only act
-# on interrupted or broken runs; performance levers are tested to give the same losses and gradients):
+# on interrupted or broken runs; performance levers are tested to give the same losses and gradients; a
+# merged LoRA export holds the same function as the adapter):
 # left out of the SFT-base cache key and of a run's resume identity.
-NOT_COMPUTED = ("paths", "logger", "callbacks", "task_name", "tags", "hydra", "resume", "numerics", "performance")
+NOT_COMPUTED = ("paths", "logger", "callbacks", "task_name", "tags", "hydra", "resume", "numerics", "performance",
+                "export")
 
 
 def config_fingerprint(cfg: DictConfig, exclude: Sequence[str], version: int = 0) -> str:

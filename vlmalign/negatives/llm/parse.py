@@ -18,7 +18,7 @@ MAX_FIELD_CHARS = 500  # a "question" longer than this is the model rambling, no
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
 
 
-def _load_json_list(text: str) -> Any:
+def load_json_list(text: str) -> Any:
     """The JSON value of ``text``, tolerating a Markdown code fence or prose around one list."""
     stripped = _FENCE.sub("", text.strip())
     try:
@@ -38,7 +38,7 @@ def _load_json_list(text: str) -> Any:
 
 def parse_turns(text: str, codebook: Codebook) -> list[Turn]:
     """Turns from a completion; raises ``RejectedSample`` naming the first problem."""
-    value = _load_json_list(text)
+    value = load_json_list(text)
     if not isinstance(value, list):
         raise RejectedSample("not_a_list", f"expected a JSON list, got a {type(value).__name__}", raw=text)
     turns = []

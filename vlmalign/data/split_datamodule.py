@@ -1,0 +1,60 @@
+"""What every vlmalign datamodule shares: resumable train/val loaders over a train and a val dataset, the
+collator, encode-once, and the description the precomputed reference cache fingerprints.
+
+A subclass sets ``train_set``, ``val_set``, ``collator``, ``batch_size``, ``num_workers``, ``shuffle_seed``
+and ``_description`` in its ``__init__`` (``ShapesDataModule``, ``FileDataModule``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from vlmalign.data.encoded_once import EncodedOnce
+from vlmalign.data.sampling import ResumableDataLoader, ResumableShuffleSampler
+
+
+class SplitDataModule(pl.LightningDataModule):
+    def encode_once(self) -> None:
+        """Memoise the train and val examples (``vlmalign.data.encoded_once``); call after the splits are final."""
+        self.train_set, self.val_set = EncodedOnce(self.train_set), EncodedOnce(self.val_set)
+
+    def describe(self) -> dict:
+        """Everything that fixes the examples' texts and images (reference-cache fingerprint)."""
+        return dict(self._description)
+
+    def reference_datasets(self) -> list:
+        """The datasets whose reference log-probs a precomputed cache must hold."""
+        return [self.train_set, self.val_set]
+
+    def _loader(self, dataset, sampler=None) -> DataLoader:
+        return ResumableDataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            generator=torch.Generator().manual_seed(self.shuffle_seed),  # workers' base seeds only
+            collate_fn=self.collator,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled; on a resumed fit it starts at the first batch the checkpoint had not trained on."""
+        sampler = ResumableShuffleSampler(len(self.train_set), self.shuffle_seed, self.batch_size)
+        consumed = consumed_train_batches(self.trainer) if self.trainer is not None else 0
+        epoch, batch = divmod(consumed, math.ceil(len(self.train_set) / self.batch_size))
+        sampler.start_at(epoch, batch * self.batch_size)
+        return self._loader(self.train_set, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set)
+
+
+def consumed_train_batches(trainer: pl.Trainer) -> int:
+    """Training batches a (possibly restored) trainer has used: one per optimizer step and accumulation
+    micro-batch. Lightning restores its loop counters before it asks for the dataloader, so this is
+    the checkpoint's position on resume and 0 on a fresh fit."""
+    return trainer.global_step * trainer.accumulate_grad_batches

@@ -1,0 +1,53 @@
+"""Where a round's instructions come from: an image, a prompt and (on the shapes world) the scene.
+
+RLAIF-V draws fresh instructions every round, so the policy is always labelled on prompts it has not
+been trained on. ``ShapesInstructions`` gives round r the training scenes
+[first_scene + r·per_round, first_scene + (r+1)·per_round), each with a caption prompt drawn by seed;
+the non-iterative baseline asks for one round of K·per_round, the same scenes in one go.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from PIL import Image
+
+from vlmalign.data.shapes import CAPTION_PROMPTS, Scene, generate_scenes, render_scene
+
+
+@dataclass(frozen=True)
+class Instruction:
+    id: str
+    prompt: str
+    image: Image.Image
+    scene: Scene | None = None  # ground truth, when there is one (oracle labeler, exact scoring)
+
+
+class ShapesInstructions:
+    def __init__(self, per_round: int, split: str = "train", world_seed: int = 0, min_objects: int = 1,
+                 max_objects: int = 3, image_size: int = 64, first_scene: int = 0) -> None:
+        if per_round < 1 or first_scene < 0:
+            raise ValueError(f"instructions.per_round={per_round} must be >= 1 and first_scene={first_scene} >= 0")
+        self.per_round, self.split, self.world_seed = per_round, split, world_seed
+        self.min_objects, self.max_objects, self.image_size = min_objects, max_objects, image_size
+        self.first_scene = first_scene
+
+    def scene_range(self, round_index: int) -> range:
+        start = self.first_scene + round_index * self.per_round
+        return range(start, start + self.per_round)
+
+    def for_round(self, round_index: int) -> list[Instruction]:
+        wanted = self.scene_range(round_index)
+        scenes = generate_scenes(self.split, wanted.stop, self.world_seed, self.min_objects, self.max_objects)
+        out = []
+        for i in wanted:
+            scene = scenes[i]
+            prompt = random.Random(f"{self.world_seed}:{self.split}:rlaifv:{i}").choice(CAPTION_PROMPTS)
+            out.append(Instruction(scene.image_id, prompt, render_scene(scene, self.image_size), scene))
+        return out
+
+    def describe(self) -> dict:
+        return {"source": "shapes", "split": self.split, "world_seed": self.world_seed, "per_round": self.per_round,
+                "first_scene": self.first_scene, "objects": [self.min_objects, self.max_objects],
+                "image_size": self.image_size}
