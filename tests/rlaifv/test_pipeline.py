@@ -6,42 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from omegaconf import open_dict
 
-from tests.hydra_utils import compose_app
+from tests.rlaifv.helpers import compose_pipeline
 from vlmalign.errors import ConfigError
-from vlmalign.models.loader import ensure_tiny_llava_checkpoint
-from vlmalign.models.tiny_llava import TinyLlavaSpec
 from vlmalign.pipelines.rlaifv import pipeline as pipeline_module
 from vlmalign.pipelines.rlaifv import stages
 from vlmalign.pipelines.rlaifv.pipeline import RLAIFVPipeline
 from vlmalign.reliability.run_state import RunStateCallback
 
-SMALL = TinyLlavaSpec(image_size=32, patch_size=8, vision_hidden=32, vision_layers=1, vision_heads=2,
-                      text_hidden=32, text_layers=1, text_heads=2, max_positions=128)
 STAGES = ("sample", "split_claims", "label", "make_pairs", "train")
-TRAIN = ["objective=dpo", "reference=precomputed", "model.image_size=32", "logger=none",
-         "callbacks.progress_bar=null", "callbacks.lr_monitor=null", "callbacks.hallucination_eval=null",
-         "callbacks.model_checkpoint.every_n_train_steps=1", "eval.num_scenes=2", "eval.max_new_tokens=4",
-         "eval.pope_samplings=[]", "data.num_val_scenes=2", "scheduler.num_warmup_steps=1"]
-
-
-@pytest.fixture(scope="module")
-def policy(tmp_path_factory):
-    return ensure_tiny_llava_checkpoint(tmp_path_factory.mktemp("models"), SMALL, seed=0)
-
-
-def compose_pipeline(workdir, cache_dir, policy, *extra):
-    train = "[" + ",".join(f'"{o}"' for o in TRAIN) + "]"
-    cfg = compose_app("rlaifv", [
-        "splitter._target_=tests.rlaifv.helpers.WordClaims", "labeler=oracle",
-        "labeler._target_=tests.rlaifv.helpers.ChecksumLabeler", f"policy.init_from={policy}", "rounds=1",
-        "instructions.per_round=4", "instructions.image_size=32", "sampling.num_samples=3",
-        "sampling.max_new_tokens=6", "train.batch_size=2", "train.epochs=1", f"train.overrides={train}",
-        f"workdir={workdir}", *extra], workdir)
-    with open_dict(cfg):
-        cfg.paths.cache_dir = str(cache_dir)
-    return cfg
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import random
 
-from vlmalign.data.encoding import EncodedExample
 from vlmalign.data.shapes import COLORS, POSITIONS, SHAPES, SIZES, Scene, describe, make_preference_pair
 from vlmalign.data.shapes.text import NUMBERS
 from vlmalign.data.shapes_sft import ShapesSFTDataset
@@ -98,11 +97,6 @@ class ShapesClaimsDataset(ShapesSFTDataset):
         claim = verification_question(scene, rng, true, self.whole_response_fraction)
         return scene, claim.question, f"{rationale(claim, scene, rng)} {'yes' if true else 'no'}"
 
-    def __getitem__(self, index: int) -> EncodedExample:
-        example = super().__getitem__(index)
-        example.meta["label"] = index % 2 == 0
-        return example
-
 
 def claims_datamodule(processor, views: tuple[str, ...] = ("chosen",), whole_response_fraction: float = 0.5,
                       **shapes_kwargs):
@@ -111,11 +105,10 @@ def claims_datamodule(processor, views: tuple[str, ...] = ("chosen",), whole_res
 
     shapes_kwargs.pop("task", None)  # always SFT examples (one labelled answer each)
     module = ShapesDataModule(processor, views, task="sft", **shapes_kwargs)
-    common = dict(world_seed=shapes_kwargs.get("world_seed", 0), min_objects=shapes_kwargs.get("min_objects", 1),
-                  max_objects=shapes_kwargs.get("max_objects", 3), image_size=shapes_kwargs.get("image_size", 64),
-                  whole_response_fraction=whole_response_fraction)
-    module.train_set = ShapesClaimsDataset(module.encoder, "train", shapes_kwargs.get("num_train_scenes", 8000),
-                                           **common)
-    module.val_set = ShapesClaimsDataset(module.encoder, "val", shapes_kwargs.get("num_val_scenes", 64), **common)
+    for split in ("train", "val"):  # the same scenes as the SFT splits just built, asked about instead of captioned
+        scenes = getattr(module, f"{split}_set")
+        setattr(module, f"{split}_set", ShapesClaimsDataset(
+            module.encoder, split, scenes.num_scenes, scenes.world_seed, scenes.min_objects, scenes.max_objects,
+            scenes.image_size, whole_response_fraction=whole_response_fraction))
     module._description.update(task="claims", whole_response_fraction=whole_response_fraction)
     return module

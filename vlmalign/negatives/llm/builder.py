@@ -34,14 +34,8 @@ class LLMNegativeBuilder(NegativeBuilder):
         """The backend's reply, from the cache when this backend has answered this prompt before."""
         if self.cache is None:
             return self.backend.complete(prompt)
-        identity = self.backend.identity
-        key = self.cache.key(identity, prompt)
-        cached = self.cache.get(key)
-        if cached is not None:
-            self.stats.cached += 1
-            return cached
-        completion = self.backend.complete(prompt)
-        self.cache.put(key, identity, completion)
+        completion, cached = self.cache.complete(self.backend, prompt)
+        self.stats.cached += cached
         return completion
 
     def build(self, sample: PreferenceSample) -> list[Turn]:

@@ -34,3 +34,14 @@ class CompletionCache:
 
     def put(self, key: str, backend_identity: dict[str, Any], completion: str) -> None:
         write_json_atomic(self._path(key), {"backend": backend_identity, "completion": completion})
+
+    def complete(self, backend, prompt: str) -> tuple[str, bool]:
+        """(``backend``'s reply to ``prompt``, whether it came from the cache); a new reply is stored."""
+        identity = backend.identity
+        key = self.key(identity, prompt)
+        cached = self.get(key)
+        if cached is not None:
+            return cached, True
+        completion = backend.complete(prompt)
+        self.put(key, identity, completion)
+        return completion, False

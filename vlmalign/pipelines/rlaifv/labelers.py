@@ -85,36 +85,34 @@ class ModelLabeler:
         try:
             for start in range(0, len(questions), self.batch_size):
                 chunk = questions[start : start + self.batch_size]
-                side = "left" if self.think_first else "right"  # right: read each row's last prompt token
                 inputs = encode_prompt_batch(encoder, [q.image for q in chunk], [q.claim.question for q in chunk],
-                                             side, device, dtype)
-                verdict = self._after_rationale if self.think_first else self._first_token
-                yes, no = verdict(inputs)
+                                             "left", device, dtype)
+                yes, no = self._verdicts(inputs)
                 out.extend(zip(yes.tolist(), no.tolist()))
         finally:
             self.backbone.train(was_training)
         return out
 
 
-    def _first_token(self, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.backbone.core(**inputs).logits
-        rows = torch.arange(logits.shape[0], device=logits.device)
-        probs = logits[rows, inputs["attention_mask"].sum(1) - 1].float().softmax(-1)
-        return probs[:, self.yes_ids].sum(-1), probs[:, self.no_ids].sum(-1)
-
-    def _after_rationale(self, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def _verdicts(self, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(P(yes words), P(no words)) per row: at the first reply token, or with ``think_first`` at the last
+        yes/no word of the greedy reply (0, 0 when it has none). Both go through the backbone's ``generate``,
+        which gives each model family the extra inputs its forward needs."""
         tokenizer = self.backbone.processor.tokenizer
         out = self.backbone.generate(
             inputs.pop("input_ids"), inputs.pop("attention_mask"), inputs.pop("pixel_values"), **inputs,
-            max_new_tokens=self.max_rationale_tokens, do_sample=False, output_logits=True,
+            max_new_tokens=self.max_rationale_tokens if self.think_first else 1, do_sample=False, output_logits=True,
             return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
         tokens = out.sequences
         probs = torch.stack(out.logits, dim=1).float().softmax(-1)  # (B, steps, vocab)
-        answer_ids = torch.tensor([*self.yes_ids, *self.no_ids], device=tokens.device)
-        is_answer = torch.isin(tokens, answer_ids)
-        steps = torch.arange(tokens.shape[1], device=tokens.device)
-        last = torch.where(is_answer, steps, -1).max(dim=1).values  # the verdict: the last yes/no word
-        at = probs[torch.arange(tokens.shape[0], device=tokens.device), last.clamp(min=0)]
+        rows = torch.arange(tokens.shape[0], device=tokens.device)
+        if self.think_first:
+            answer_ids = torch.tensor([*self.yes_ids, *self.no_ids], device=tokens.device)
+            steps = torch.arange(tokens.shape[1], device=tokens.device)
+            last = torch.where(torch.isin(tokens, answer_ids), steps, -1).max(dim=1).values  # the last yes/no word
+        else:
+            last = torch.zeros_like(rows)
+        at = probs[rows, last.clamp(min=0)]
         answered = (last >= 0).float()
         return at[:, self.yes_ids].sum(-1) * answered, at[:, self.no_ids].sum(-1) * answered
 

@@ -55,14 +55,7 @@ class LLMClaimSplitter:
         self.rejected: Counter[str] = Counter()
 
     def completion(self, prompt: str) -> str:
-        if self.cache is None:
-            return self.backend.complete(prompt)
-        key = self.cache.key(self.backend.identity, prompt)
-        cached = self.cache.get(key)
-        if cached is None:
-            cached = self.backend.complete(prompt)
-            self.cache.put(key, self.backend.identity, cached)
-        return cached
+        return self.backend.complete(prompt) if self.cache is None else self.cache.complete(self.backend, prompt)[0]
 
     def split(self, response: str) -> list[Claim]:
         if not response.strip():

@@ -102,34 +102,39 @@ class RLAIFVPipeline:
         seed = self.cfg.seed * 1000 + number
         sampling = self.cfg.sampling
         stop_after = self.cfg.get("stop_after")
-        samples, _ = store.stage("samples", lambda: stages.sample(
+
+        def data_only(stage: str, records: list[dict], labels: list[dict] | None = None) -> dict:
+            """What a ``stop_after`` round reports: its last stage's file and record count."""
+            return {"round": number, stage: len(records), f"{stage}_file": str(store.path(stage)),
+                    **(stages.labeler_agreement(labels) if labels is not None else {})}
+
+        samples = store.stage("samples", lambda: stages.sample(
             self.policy_backbone(policy), instructions, sampling.num_samples, sampling.temperature,
             sampling.max_new_tokens, seed, sampling.batch_size))
         if stop_after == "samples":
-            return {"round": number, "samples": str(store.path("samples"))}
-        claims, _ = store.stage("claims", lambda: stages.split_claims(samples, self.splitter))
+            return data_only("samples", samples)
+        claims = store.stage("claims", lambda: stages.split_claims(samples, self.splitter))
         if stop_after == "claims":
-            return {"round": number, "claims": str(store.path("claims"))}
-        labels, _ = store.stage("labels", lambda: stages.label(claims, instructions, self.labeler))
+            return data_only("claims", claims)
+        labels = store.stage("labels", lambda: stages.label(claims, instructions, self.labeler))
         if stop_after == "labels":
-            return {"round": number, "labels": str(store.path("labels")), **stages.labeler_agreement(labels)}
+            return data_only("labels", labels, labels)
         p = self.cfg.pairs
-        pairs, _ = store.stage("pairs", lambda: stages.make_pairs(labels, instructions, p.min_gap,
-                                                                  p.max_per_instruction, p.length_tolerance, seed))
+        pairs = store.stage("pairs", lambda: stages.make_pairs(labels, instructions, p.min_gap,
+                                                               p.max_per_instruction, p.length_tolerance, seed))
         if stop_after == "pairs":
-            return {"round": number, "pairs": len(pairs), "pairs_file": str(store.path("pairs")),
-                    **stages.labeler_agreement(labels)}
+            return data_only("pairs", pairs, labels)
         if not pairs:
             responses = sum(len(s["responses"]) for s in samples)
             raise ConfigError(f"round {number}: no pair has a score gap >= {p.min_gap} among {responses} responses; "
                               "sample more (sampling.num_samples) or more instructions (instructions.per_round)")
         metrics = self.train_round(store, policy, len(pairs), seed)
-        num_scores = max(1, sum(len(r["scores"]) for r in labels))
+        responses = sum(len(s["responses"]) for s in samples)
+        rejected = -sum(sum(r["scores"]) for r in labels)  # score = −(rejected claims)
         provenance = {"round": number, "policy": str(policy), "seed": seed, "instructions": len(instructions),
-                      "responses": sum(len(s["responses"]) for s in samples), "pairs": len(pairs),
+                      "responses": responses, "pairs": len(pairs),
                       "claims": sum(len(c) for r in claims for c in r["claims"]),
-                      "rejected_claims": -sum(sum(r["scores"]) for r in labels),
-                      "mean_score": sum(sum(r["scores"]) for r in labels) / num_scores,
+                      "rejected_claims": rejected, "mean_score": -rejected / max(1, responses),
                       **stages.labeler_agreement(labels)}
         write_json_atomic(store.directory / "provenance.json", provenance)
         return {**provenance, "policy": str(store.directory / "train" / "model"), "trained_from": str(policy),
@@ -163,7 +168,7 @@ class RLAIFVPipeline:
                     cfg.ckpt_path = str(last)
             return [train(cfg)]
 
-        (metrics,), _ = store.stage("train", fit)
+        (metrics,) = store.stage("train", fit)
         return metrics
 
     @staticmethod

@@ -41,11 +41,11 @@ class RoundStore:
         write_text_atomic(self.path(stage), "".join(json.dumps(r, sort_keys=True) + "\n" for r in records),
                           checksum=True)
 
-    def stage(self, stage: str, compute: Callable[[], list[dict]]) -> tuple[list[dict], bool]:
-        """(records, computed now): the stored records when the stage is done, else ``compute()`` saved first."""
+    def stage(self, stage: str, compute: Callable[[], list[dict]]) -> list[dict]:
+        """The stored records when the stage is done, else ``compute()``'s, saved first."""
         if self.done(stage):
             log.info("%s: %s already done, reusing it", self.directory.name, stage)
-            return self.read(stage), False
+            return self.read(stage)
         records = compute()
         self.write(stage, records)
-        return records, True
+        return records
