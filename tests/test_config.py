@@ -20,7 +20,8 @@ GROUPS = ["model", "data", "objective", "reference", "corruption", "base", "opti
 DATA_OBJECTIVE = {"shapes": "sft", "shapes_nsft": "nsft", "shapes_claims": "sft"}
 # data options that read a file the user names (the required key): built on fixtures in their own tests
 USER_FILE_DATA = {**dict.fromkeys(("rlaif_v", "vlfeedback", "mdpo_json", "trl_preference", "llava_sft",
-                                   "local_preference"), "train_file"), "rlaifv_pairs": "pairs_file"}
+                                   "local_preference"), "train_file"), "rlaifv_pairs": "pairs_file",
+                  "synth2_mix": "generator_path"}  # a generator checkpoint: built in tests/synth2
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ def view_states(
     missing = [v for v in views if v not in batch["views"]]
     if missing:
         raise ConfigError(f"the objective needs views {missing} but the data provides {sorted(batch['views'])}")
-    features = backbone.encode_images(batch["pixel_values"], **batch.get("image_inputs", {}))
+    features = backbone.image_features(batch)
     parts = [batch["views"][v] for v in views]
     rows = {key: torch.cat([p[key] for p in parts]) for key in ("input_ids", "attention_mask", "labels", "image_index")}
     shared = rows["image_index"].unique().numel() < rows["image_index"].numel()  # some image serves two views

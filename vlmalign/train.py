@@ -6,15 +6,12 @@ Returns the metric named by ``optimized_metric`` so Hydra sweepers can optimise 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -23,11 +20,12 @@ from vlmalign.errors import VlmalignError
 from vlmalign.eval.samples_table import log_samples_table
 from vlmalign.module import AlignmentModule
 from vlmalign.optim import build_optimizer_factory
-from vlmalign.pipelines.base_model import ensure_base_model
+from vlmalign.pipelines.base_model import base_init
 from vlmalign.reliability.checkpoint_io import AtomicCheckpointIO, CheckpointError, checkpoint_problem
 from vlmalign.reliability.resume import find_resume_checkpoint, record_identity
 from vlmalign.reliability.run_state import RunStateCallback
 from vlmalign.utils import resolvers  # noqa: F401  (registers ${pid:} for conf/hydra)
+from vlmalign.utils.cli import exit_on_user_error
 from vlmalign.utils.files import atomic_directory
 from vlmalign.utils.instantiate import build
 from vlmalign.utils.reporting import print_metrics_table, write_results
@@ -68,9 +66,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = resume_point(cfg, output_dir)
     record_identity(output_dir, cfg, ckpt_path)
-    init = {}
-    if cfg.get("base"):
-        init["init_from"] = str(ensure_base_model(cfg.base, cfg.paths.cache_dir) / "model")
+    init = base_init(cfg)
     with distributed.building_context(cfg):  # ZeRO-3 with distributed.zero3_init: built as shards
         backbone = build(cfg.model, "model", **init)
     distributed.prepare_backbone(cfg, backbone)  # ZeRO-3 workarounds (vlmalign/distributed/workarounds.py)
@@ -105,7 +101,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     columns: dict[str, dict[str, float]] = {}
     if cfg.evaluate_initial:
         with distributed.before_fit(backbone):
-            columns["base" if init else "initial"] = evaluator.evaluate(backbone).metrics
+            columns["base" if "init_from" in init else "initial"] = evaluator.evaluate(backbone).metrics
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     distributed.after_fit(trainer, backbone)  # ZeRO-3: shards gathered back into an ordinary model
 
@@ -135,12 +131,7 @@ def main(cfg: DictConfig) -> float | None:
               file=sys.stderr)
         sys.exit(PREEMPTED_EXIT_STATUS)
     except VlmalignError as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"vlmalign: error: {error}\n(set HYDRA_FULL_ERROR=1 for the full traceback)", file=sys.stderr)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # a sweep member: Hydra records the failure (status.json) and runs the other members
-        sys.exit(2)
+        exit_on_user_error("vlmalign", error)
     return metrics.get(cfg.optimized_metric) if cfg.optimized_metric else None
 
 

@@ -56,6 +56,9 @@ class EncodedExample:
     # the collator batches and corrupts them (vlmalign.models.image_inputs); empty / None for (C, H, W) pixels.
     image_inputs: ImageInputs = field(default_factory=dict)
     pixel_layout: PixelLayout | None = None
+    # Synth² (arXiv 2403.07750): a synthetic sample has no pixels, only the vision-space embedding a generator
+    # made for its caption; it enters the model at the projector (pixel_values is None then).
+    vision_embedding: Tensor | None = None
 
     def tokens(self, key: str) -> tuple[list[int], list[int]]:
         """(input ids, labels) of response or dialogue ``key``: prompt + response with the prompt masked,
@@ -96,6 +99,22 @@ class SequenceEncoder:
         layout = layout_for(self.processor, out)
         pixels, extras = split_outputs(out, layout)
         return out["input_ids"][0].tolist(), pixels, extras, layout
+
+    def encode_embedded(self, sample_id: str, embedding: Tensor, prompt: str, responses: dict[str, str],
+                        blank: Image.Image) -> EncodedExample:
+        """An example whose image is a vision-space ``embedding`` (tokens, dim) instead of pixels (Synth²).
+
+        The prompt is encoded with ``blank`` (a canvas of the model's input size) so the processor expands the
+        image placeholder exactly as for a real image; its pixels are dropped. The span must hold one token
+        per embedding row, or the embedding was made for another model.
+        """
+        example = self.encode(sample_id, blank, prompt, responses)
+        image_tokens = sum(t == self.processor.image_token_id for t in example.prompt_ids)
+        if image_tokens != embedding.shape[0]:
+            raise DataError(f"sample {sample_id!r}: the embedding has {embedding.shape[0]} tokens but the model's "
+                            f"prompt has {image_tokens} image placeholders: the generator was made for another model")
+        example.pixel_values, example.vision_embedding = None, embedding
+        return example
 
     def encode_response(self, text: str) -> list[int]:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]

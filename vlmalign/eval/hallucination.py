@@ -4,7 +4,8 @@ CHAIR (Rohrbach et al. 2018) with object category = (colour, shape): a mention i
 no scene object has its shape and, when the mention states one, its colour. CHAIR_i = hallucinated
 mentions / all mentions; CHAIR_s = captions with >= 1 hallucinated mention / captions; Cover =
 scene objects mentioned / scene objects (AMBER's coverage), always report it beside CHAIR since a
-model can lower CHAIR by saying less.
+model can lower CHAIR by saying less. Exact match = captions that mention every scene object and make no
+wrong claim (no hallucination, size, position or count error) / captions.
 
 Non-hallucinated mentions are matched one-to-one to scene objects, best agreement first (fewest
 contradicted attributes, then most confirmed ones, then text/scene order), so "a red circle" and "a
@@ -112,6 +113,9 @@ def caption_metrics(pairs: Iterable[tuple[Scene, str]]) -> dict[str, float]:
         "attribute_error": _ratio(sum(s.attribute_errors for _, s in scores), matched),
         "spatial_error": _ratio(sum(s.spatial_errors for _, s in scores), matched),
         "count_error": _ratio(sum(not s.count_correct for s in counted), len(counted)),
+        # The whole scene said and nothing else: every object mentioned, no wrong claim (Synth²'s study metric).
+        "exact_match": _ratio(sum(len(s.covered) == len(sc.objects) and s.error_count == 0 for sc, s in scores),
+                              len(scores)),
         "mentions_per_caption": _ratio(mentions, len(scores)),
         "num_captions": float(len(scores)),
     }

@@ -24,12 +24,17 @@ import torch
 from torch import Tensor, nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from vlmalign.errors import ConfigError
 from vlmalign.models.logprobs import IGNORE_INDEX, ResponseLogProbs, ResponseStates, response_states, states_logps
 from vlmalign.models.prefix_sharing import PREFIX_SEGMENT, PackedViews
 
 # Families whose text forward needs more than ids and a mask (see the module docstring).
 MROPE_MODELS = frozenset({"qwen2_vl", "qwen2_5_vl"})  # 3-D rotary positions from each image's (t, h, w) grid
 PREFIX_LM_MODELS = frozenset({"paligemma"})  # full attention over image + prompt, positions counted from 1
+# Families whose projector maps the vision tower's selected features to the language model's image features and
+# nothing else happens in between, so vision-space embeddings made elsewhere (Synth², arXiv 2403.07750) can enter
+# at the projector: PaliGemma rescales after it, Idefics3 pixel-shuffles inside its connector, Qwen merges patches.
+PROJECTOR_INPUT_MODELS = {"llava": "multi_modal_projector"}
 
 
 class VisionLanguageBackbone(nn.Module):
@@ -74,6 +79,45 @@ class VisionLanguageBackbone(nn.Module):
             merge = self.core.config.vision_config.spatial_merge_size
             features = [f.reshape(int(h) // merge, int(w) // merge, f.shape[-1])
                         for f, (_, h, w) in zip(features, image_inputs["image_grid_thw"].tolist())]
+        return features
+
+    @property
+    def projector(self) -> nn.Module:
+        """The module between the vision tower and the language model (Synth²'s entry point for embeddings)."""
+        name = PROJECTOR_INPUT_MODELS.get(self.model_type)
+        if name is None:
+            raise ConfigError(
+                f"model family {self.model_type!r} does not take vision-space embeddings: Synth² feeds them to the "
+                f"projector, which is a plain separate module only in {sorted(PROJECTOR_INPUT_MODELS)} (LLaVA-style)"
+            )
+        return getattr(self.core.model, name)
+
+    def vision_embeddings(self, pixel_values: Tensor) -> Tensor:
+        """(N, tokens, vision hidden): the projector's input for each image (the vision tower's selected features),
+        what a Synth² generator learns to produce. Read off the projector's input during the model's own image
+        encoding, so feature-layer and CLS selection stay the model's."""
+        captured: list[Tensor] = []
+        hook = self.projector.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+        try:
+            self.encode_images(pixel_values)
+        finally:
+            hook.remove()
+        return captured[0]
+
+    def project_embeddings(self, embeddings: Tensor) -> list[Tensor]:
+        """Image features from vision-space embeddings (N, tokens, vision hidden): the projector only; the vision
+        tower is never run (Synth²'s synthetic samples skip pixels and the image encoder)."""
+        return list(self.projector(embeddings.to(self.core.dtype)))
+
+    def image_features(self, batch: dict) -> list[Tensor]:
+        """Features of every image of a collated batch, in ``image_index`` order: the rows of ``pixel_values``
+        through the vision tower, then the rows of ``vision_embeddings`` (synthetic, Synth²) through the projector
+        alone. Either key may be absent (a batch with no real or no synthetic image)."""
+        features: list[Tensor] = []
+        if "pixel_values" in batch:
+            features += self.encode_images(batch["pixel_values"], **batch.get("image_inputs", {}))
+        if "vision_embeddings" in batch:
+            features += self.project_embeddings(batch["vision_embeddings"])
         return features
 
     def _encoder_outputs(self, features: list[Tensor]) -> dict | None:

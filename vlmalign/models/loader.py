@@ -7,7 +7,7 @@ loads it exactly as a hub checkpoint is loaded: ``load_backbone(path)``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -60,6 +60,8 @@ def load_backbone(
     chat_template: str | None = None,
     processor_kwargs: Mapping | None = None,
     architecture: str | None = None,
+    modules_from: Mapping | None = None,
+    freeze: Sequence[str] | None = None,
 ) -> VisionLanguageBackbone:
     """Load any image-text-to-text checkpoint (hub id or local directory) and its processor.
 
@@ -69,7 +71,10 @@ def load_backbone(
     processor's (PaliGemma ships none; its preset gives a minimal one) and is saved with an export;
     ``processor_kwargs`` go to ``AutoProcessor.from_pretrained`` (e.g. Qwen2-VL's pixel budget, SmolVLM's
     ``do_image_splitting``). ``architecture`` (a preset's model class) is checked against what loaded, so a
-    preset pointed at another family's checkpoint fails here, not deep inside a forward.
+    preset pointed at another family's checkpoint fails here, not deep inside a forward. ``modules_from``
+    ({"source": checkpoint dir, "modules": [state-dict prefixes]}) replaces only those modules' weights by the
+    source's (e.g. a trained vision tower under a fresh language model); ``freeze`` lists state-dict prefixes
+    whose parameters stop training (before LoRA, which freezes everything but its adapters anyway).
     """
     name_or_path = init_from or name_or_path
     local = Path(name_or_path).expanduser()
@@ -96,12 +101,58 @@ def load_backbone(
     if getattr(processor, "chat_template", None) is None:
         raise ConfigError(f"model.name_or_path={name_or_path!r}: the processor has no chat template; set "
                           "model.chat_template (conf/model/paligemma_3b.yaml shows a minimal one)")
+    if modules_from:
+        load_module_weights(model, **_plain(modules_from))
+    if freeze:
+        freeze_modules(model, freeze)
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     settings = _lora_settings(lora)
     if settings is not None and settings.enabled:
         model = apply_lora(model, settings)
     return VisionLanguageBackbone(model, processor, name=name_or_path)
+
+
+def _matching(names, prefixes: Sequence[str], what: str) -> set[str]:
+    """The names under any of ``prefixes`` (a whole dotted component: "model.vision_tower" is not
+    "model.vision_tower2"); a prefix that matches nothing is a ConfigError listing what exists."""
+    names = list(names)
+    found: set[str] = set()
+    for prefix in prefixes:
+        hits = {n for n in names if n == prefix or n.startswith(prefix + ".")}
+        if not hits:
+            tops = sorted({".".join(n.split(".")[:2]) for n in names})
+            raise ConfigError(f"{what}: {prefix!r} names no weights of this model; top-level modules: {tops}")
+        found |= hits
+    return found
+
+
+def load_module_weights(model: torch.nn.Module, source: str, modules: Sequence[str]) -> None:
+    """Copy the weights under ``modules`` (state-dict prefixes of ``model``) from the checkpoint in ``source``.
+
+    The source is loaded through ``from_pretrained`` (the whole model, on the CPU) rather than read tensor by
+    tensor: checkpoints store some families under other key names than the loaded model uses, and transformers
+    owns that mapping.
+    """
+    try:
+        donor = AutoModelForImageTextToText.from_pretrained(source, dtype=next(model.parameters()).dtype).state_dict()
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"modules_from.source={source!r} could not be loaded as a checkpoint: {error}") from error
+    own = model.state_dict()
+    wanted = _matching(own, modules, "modules_from.modules")
+    for name in sorted(wanted):
+        if name not in donor or donor[name].shape != own[name].shape:
+            found = tuple(donor[name].shape) if name in donor else "absent"
+            raise ConfigError(f"modules_from: {name} is {found} in {source} but {tuple(own[name].shape)} in this "
+                              "model (a different architecture)")
+    model.load_state_dict({name: donor[name] for name in wanted}, strict=False)
+
+
+def freeze_modules(model: torch.nn.Module, prefixes: Sequence[str]) -> None:
+    """Stop training every parameter under ``prefixes`` (e.g. Synth²'s frozen image encoder)."""
+    params = dict(model.named_parameters())
+    for name in _matching(params, prefixes, "model.freeze"):
+        params[name].requires_grad_(False)
 
 
 def build_shapes_tokenizer():
@@ -133,11 +184,14 @@ def tiny_llava_backbone(
     lora: LoraSettings | dict | None = None,
     gradient_checkpointing: bool = False,
     init_from: str | None = None,
+    modules_from: Mapping | None = None,
+    freeze: Sequence[str] | None = None,
     **spec_fields,
 ) -> VisionLanguageBackbone:
     """The shapes-world backbone, built offline on first use, then loaded like any checkpoint.
 
-    ``init_from`` starts from another run's exported weights (e.g. the cached SFT base) instead.
+    ``init_from`` starts from another run's exported weights (e.g. the cached SFT base) instead;
+    ``modules_from`` and ``freeze`` are ``load_backbone``'s.
     """
     try:
         spec = TinyLlavaSpec(**spec_fields)
@@ -146,4 +200,5 @@ def tiny_llava_backbone(
     except ValueError as error:
         raise ConfigError(str(error)) from error
     path = init_from or ensure_tiny_llava_checkpoint(cache_dir, spec, seed)
-    return load_backbone(str(path), dtype=dtype, lora=lora, gradient_checkpointing=gradient_checkpointing)
+    return load_backbone(str(path), dtype=dtype, lora=lora, gradient_checkpointing=gradient_checkpointing,
+                         modules_from=modules_from, freeze=freeze)

@@ -7,6 +7,7 @@ from vlmalign.objectives.dpo import DPOTerm, HingeTerm, IPOTerm
 from vlmalign.objectives.kl import TokenKLTerm
 from vlmalign.objectives.nsft import NegativeSFTTerm
 from vlmalign.objectives.sft import SFTTerm
+from vlmalign.objectives.synth2 import Synth2CaptioningTerm
 
 __all__ = ["AnchorTerm", "ConditionalTerm", "DPOTerm", "HingeTerm", "IPOTerm", "NegativeSFTTerm", "Objective",
-           "ObjectiveOutput", "ObjectiveTerm", "SFTTerm", "TokenKLTerm"]
+           "ObjectiveOutput", "ObjectiveTerm", "SFTTerm", "Synth2CaptioningTerm", "TokenKLTerm"]

@@ -35,6 +35,20 @@ def sft_loss(summed_logps: Tensor, token_counts: Tensor, reduction: str = "token
     raise ValueError(f"SFT reduction {reduction!r} is not one of 'token', 'sequence'")
 
 
+def mixed_source_nll(real_logps: Tensor, real_counts: Tensor, synthetic_logps: Tensor, synthetic_counts: Tensor,
+                     synthetic_weight: float = 1.0) -> Tensor:
+    """Captioning NLL of a batch mixing real and synthetic samples (Synth², arXiv 2403.07750, §3.3; scalar):
+
+        −(Σ_real s_b + w Σ_syn s_b) / (Σ_real |y_b| + w Σ_syn |y_b|)
+
+    With w = 1 this is exactly the token-mean SFT loss of the pooled batch (what Synth² trains with); w < 1
+    down-weights each synthetic token relative to a real one. Either side may have no rows.
+    """
+    numerator = real_logps.sum() + synthetic_weight * synthetic_logps.sum()
+    denominator = real_counts.sum() + synthetic_weight * synthetic_counts.sum()
+    return -numerator / denominator.clamp(min=1)
+
+
 def token_kl_penalty(summed_kl: Tensor, token_counts: Tensor) -> Tensor:
     """Token-mean KL(π ‖ π_ref) over the whole batch (scalar): Σ_b Σ_t KL_{b,t} / Σ_b |y_b|.
 

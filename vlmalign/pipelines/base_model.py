@@ -39,3 +39,16 @@ def ensure_base_model(base: DictConfig, cache_dir: str) -> Path:
         shutil.rmtree(scratch / "checkpoints", ignore_errors=True)  # the HF export in model/ is what is reused
 
     return build_once(target, build, what="SFT base")
+
+
+def base_init(cfg: DictConfig) -> dict:
+    """The model's keyword arguments that start it from the base (built now if not cached): its whole weights
+    (``init_from``), or with ``base.modules`` only those modules' (``modules_from``; the rest stays freshly
+    initialised, e.g. Synth²'s pretrained image encoder under a new language model). {} without a base."""
+    if not cfg.get("base"):
+        return {}
+    model_dir = str(ensure_base_model(cfg.base, cfg.paths.cache_dir) / "model")
+    modules = cfg.base.get("modules")
+    if modules:
+        return {"modules_from": {"source": model_dir, "modules": list(modules)}}
+    return {"init_from": model_dir}

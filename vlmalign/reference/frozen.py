@@ -8,7 +8,7 @@ import torch
 
 from vlmalign.distributed.zero3 import shard_reference
 from vlmalign.models.logprobs import ResponseLogProbs, ResponseStates
-from vlmalign.reference.base import ReferencePolicy
+from vlmalign.reference.base import ReferencePolicy, batch_device
 
 
 def reference_view_logps(
@@ -50,9 +50,9 @@ class FrozenCopyReference(ReferencePolicy):
             self.backbone.to(device)
 
     def logps(self, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseLogProbs]:
-        self._ready(batch["pixel_values"].device)
+        self._ready(batch_device(batch))
         return reference_view_logps(self.backbone, batch, views, self.module.share_prefix)
 
     def states(self, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseStates]:
-        self._ready(batch["pixel_values"].device)
+        self._ready(batch_device(batch))
         return reference_view_states(self.backbone, batch, views, self.module.share_prefix)

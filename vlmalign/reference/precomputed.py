@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from vlmalign.distributed.zero3 import gathered
 from vlmalign.errors import ConfigError
 from vlmalign.models.logprobs import ResponseLogProbs
-from vlmalign.reference.base import ReferencePolicy
+from vlmalign.reference.base import ReferencePolicy, batch_device
 from vlmalign.reference.frozen import reference_view_logps
 from vlmalign.utils.files import DIGEST_SUFFIX, digest_problem, fingerprint, locked, write_digest, write_file_atomic
 
@@ -124,7 +124,7 @@ class PrecomputedReference(ReferencePolicy):
         if missing:
             raise ConfigError(f"reference cache {self.path} has no entry for samples {missing[:3]}; "
                               "it was built for other data")
-        device = batch["pixel_values"].device
+        device = batch_device(batch)
         out = {}
         for view in views:
             rows = [self.table[s][view] for s in batch["sample_ids"]]

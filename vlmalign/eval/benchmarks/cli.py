@@ -17,19 +17,17 @@ an existing answers file, ours or the benchmark's official format, without a mod
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from vlmalign.errors import ConfigError, VlmalignError
 from vlmalign.eval.benchmarks.runner import check_images, generate_answers, write_metrics
 from vlmalign.utils import resolvers  # noqa: F401  (registers ${pid:} for conf/hydra)
+from vlmalign.utils.cli import exit_on_user_error
 from vlmalign.utils.instantiate import build
 from vlmalign.utils.reporting import print_metrics_table
 from vlmalign.utils.secrets import check_no_literal_secrets, install_log_redaction
@@ -96,12 +94,7 @@ def _hydra_main(cfg: DictConfig) -> None:
     try:
         evaluate(cfg)
     except VlmalignError as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"vlmalign-eval: error: {error}\n(set HYDRA_FULL_ERROR=1 for the full traceback)", file=sys.stderr)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise
-        sys.exit(2)
+        exit_on_user_error("vlmalign-eval", error)
 
 
 def translate_flags(argv: list[str]) -> list[str]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -12,6 +10,7 @@ from omegaconf import DictConfig
 from vlmalign.errors import VlmalignError
 from vlmalign.pipelines.rlaifv.pipeline import RLAIFVPipeline
 from vlmalign.train import CONFIG_DIR
+from vlmalign.utils.cli import exit_on_user_error
 from vlmalign.utils.reporting import print_metrics_table
 from vlmalign.utils.secrets import check_no_literal_secrets, install_log_redaction
 
@@ -26,10 +25,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         summary = RLAIFVPipeline(cfg).run()
     except VlmalignError as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"vlmalign-rlaifv: error: {error}\n(set HYDRA_FULL_ERROR=1 for the full traceback)", file=sys.stderr)
-        sys.exit(2)
+        exit_on_user_error("vlmalign-rlaifv", error)
     columns = {f"round {r['round']}": {k: r[f"test/{k}"] for k in SHOWN if f"test/{k}" in r} for r in summary}
     print_metrics_table(columns, title=f"RLAIF-V: held-out metrics after each round ({cfg.workdir})")
     log.info("summary written to %s/summary.json", cfg.workdir)

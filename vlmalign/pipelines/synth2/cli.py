@@ -1,0 +1,73 @@
+"""``vlmalign-synth2-generator``: train Synth²'s text-to-embedding generator and write its checkpoint.
+
+Targets are the VLM's vision-tower embeddings of real rendered scenes (``real_pairs``), the tower being the one
+the Synth² run will keep frozen (``base=sft_shapes_vision`` by default); its digest goes into ``meta.json`` so a
+run with another tower refuses the checkpoint. The checkpoint directory is written whole or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from vlmalign.data.shapes import generate_scenes
+from vlmalign.errors import ConfigError, VlmalignError
+from vlmalign.pipelines.base_model import base_init
+from vlmalign.pipelines.synth2.generator import save_generator
+from vlmalign.pipelines.synth2.real_pairs import real_pairs
+from vlmalign.pipelines.synth2.train_generator import evaluate_generator, fit_generator, generator_spec
+from vlmalign.reference.precomputed import weights_digest
+from vlmalign.train import CONFIG_DIR
+from vlmalign.utils.cli import exit_on_user_error
+from vlmalign.utils.files import atomic_directory
+from vlmalign.utils.instantiate import build
+from vlmalign.utils.reporting import print_metrics_table
+from vlmalign.utils.secrets import install_log_redaction
+
+log = logging.getLogger("vlmalign")
+
+
+def train_generator(cfg: DictConfig) -> Path:
+    """Fit the generator described by ``cfg``; returns its checkpoint directory."""
+    started = time.perf_counter()
+    real = cfg.real
+    backbone = build(cfg.model, "model", **base_init(cfg))
+    scenes = dict(seed=real.world_seed, min_objects=real.min_objects, max_objects=real.max_objects)
+    train = real_pairs(backbone, generate_scenes("train", real.num_scenes, **scenes), real.image_size,
+                       real.captions_per_scene, cfg.seed)
+    held_out = real_pairs(backbone, generate_scenes("val", real.num_val_scenes, **scenes), real.image_size, 1, cfg.seed)
+    tokenizer = backbone.processor.tokenizer
+    try:
+        spec = generator_spec(tokenizer, train, **cfg.generator)
+    except TypeError as error:
+        raise ConfigError(f"generator: {error}; allowed keys: hidden, layers, heads, max_text_length, "
+                          "dropout") from error
+    model, curve = fit_generator(tokenizer, train, spec, seed=cfg.seed, **cfg.train)
+    scores = {"train": evaluate_generator(model, tokenizer, train),
+              "held_out": evaluate_generator(model, tokenizer, held_out)}
+    meta = {"real": OmegaConf.to_container(real, resolve=True), "train": OmegaConf.to_container(cfg.train),
+            "seed": cfg.seed, "vision_tower_digest": weights_digest(backbone.core.model.vision_tower),
+            "model": backbone.name, **scores, "curve": curve, "time_s": time.perf_counter() - started}
+    target = Path(cfg.paths.output_dir) / "generator"
+    with atomic_directory(target) as scratch:
+        save_generator(scratch, model, tokenizer, meta)
+    print_metrics_table(scores, title=f"Synth² generator: {real.num_scenes} real scenes, {cfg.train.steps} steps")
+    log.info("generator written to %s (%.0f s)", target, meta["time_s"])
+    return target
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="synth2_generator")
+def main(cfg: DictConfig) -> None:
+    install_log_redaction()
+    try:
+        train_generator(cfg)
+    except VlmalignError as error:
+        exit_on_user_error("vlmalign-synth2-generator", error)
+
+
+if __name__ == "__main__":
+    main()
