@@ -29,9 +29,12 @@ REFERENCE_SETUP = {
 GROUPS = ["model", "data", "corruption", "base", "optimizer", "scheduler", "trainer", "strategy", "logger",
           "callbacks", "eval", "paths", "experiment", "hparams_search"]
 OTHER_APPS = ["benchmark", "labeler", "splitter"]  # groups of conf/evaluate.yaml and conf/rlaifv.yaml, not train.yaml
+NESTED = ["captions"]  # groups a data option pulls in (conf/data/synth2_mix.yaml), built in tests/synth2
+SYNTH2 = ["data=synth2_mix", "data.generator_path=generator"]
 PAIRED = {("data", "shapes"): ["objective=sft"], ("data", "shapes_nsft"): ["objective=nsft"],
           ("data", "shapes_claims"): ["objective=sft"], ("data", "rlaifv_pairs"): ["data.pairs_file=pairs.jsonl"],
           ("data", "llava_sft"): ["objective=sft", "data.train_file=train.json"],
+          ("data", "synth2_mix"): ["objective=synth2", "data.generator_path=generator"],
           **{("data", d): ["data.train_file=train.json"]
              for d in ("rlaif_v", "vlfeedback", "mdpo_json", "trl_preference", "local_preference")},
           **{("strategy", s): ["trainer=gpu"] for s in ("deepspeed_zero2", "deepspeed_zero3",
@@ -61,7 +64,7 @@ def test_shipped_jobs_pass(overrides):
 @pytest.mark.parametrize("objective", group_options("objective"))
 def test_every_objective_passes_with_the_reference_and_data_it_needs(objective):
     built = build(compose_train([f"objective={objective}"]).objective, "objective")
-    data = ["data=shapes_nsft"] if "negatives" in built.views else []
+    data = ["data=shapes_nsft"] if "negatives" in built.views else SYNTH2 if "synthetic" in built.views else []
     validate([f"objective={objective}", *data])  # with the default reference=frozen, which serves every objective
     if not built.needs_reference and not built.token_kl_views:
         validate([f"objective={objective}", *data, "reference=none"])
@@ -75,7 +78,7 @@ def test_every_reference_passes_with_an_objective_it_serves():
 
 def test_every_option_of_every_group_passes_with_the_defaults():
     groups = sorted(p.name for p in CONF.iterdir() if p.is_dir())
-    assert sorted([*GROUPS, *OTHER_APPS, "objective", "reference", "hydra"]) == groups, \
+    assert sorted([*GROUPS, *OTHER_APPS, *NESTED, "objective", "reference", "hydra"]) == groups, \
         "a new config group: add it to GROUPS"
     for group in GROUPS:
         for option in group_options(group):

@@ -62,6 +62,7 @@ def test_caption_metrics_by_hand():
         "attribute_error": 1 / 5,  # over 5 matched mentions
         "spatial_error": 1 / 5,
         "count_error": 1 / 2,  # two captions state a count, one is wrong
+        "exact_match": 0.0,  # none names all 3 objects without a wrong claim (positives: tests/synth2/test_parts.py)
         "mentions_per_caption": 7 / 4,
         "num_captions": 4.0,
     })
@@ -70,7 +71,7 @@ def test_caption_metrics_by_hand():
 def test_caption_metrics_of_nothing_are_zero():
     metrics = caption_metrics([])
     assert set(metrics) == {"chair_i", "chair_s", "cover", "attribute_error", "spatial_error", "count_error",
-                            "mentions_per_caption", "num_captions"}
+                            "exact_match", "mentions_per_caption", "num_captions"}
     assert all(v == 0.0 for v in metrics.values())
     silent = caption_metrics([(SCENE, "")])
     assert silent["chair_i"] == 0.0 and silent["cover"] == 0.0 and silent["num_captions"] == 1.0
