@@ -33,6 +33,7 @@ from vlmalign.module import AlignmentModule
 from vlmalign.objectives import Objective, Synth2CaptioningTerm
 from vlmalign.pipelines.synth2.captions import ShapesCaptionSource
 from vlmalign.pipelines.synth2.generator import load_generator
+from vlmalign.pipelines.synth2.real_pairs import vision_embeddings_of
 
 
 def per_sample_ms(work, samples: int, repeats: int) -> float:
@@ -66,9 +67,7 @@ def main() -> None:
         generator.embed(captions, batch_size=args.batch)
 
     def pixels() -> None:
-        images = [render_scene(scene, 64) for scene in scenes]
-        with torch.no_grad():
-            backbone.vision_embeddings(backbone.processor.image_processor(images, return_tensors="pt")["pixel_values"])
+        vision_embeddings_of(backbone, [render_scene(scene, 64) for scene in scenes], batch_size=args.batch)
 
     def render_only() -> None:
         [render_scene(scene, 64) for scene in scenes]

@@ -77,6 +77,7 @@ class SequenceEncoder:
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.max_length = int(max_length)
+        self._placeholder_prompts: dict = {}  # (prompt, canvas size) -> encode_prompt_inputs, for encode_embedded
         if self.max_length < 2:
             raise DataError(f"data.max_length={max_length} must be at least 2")
 
@@ -105,10 +106,14 @@ class SequenceEncoder:
         """An example whose image is a vision-space ``embedding`` (tokens, dim) instead of pixels (Synth²).
 
         The prompt is encoded with ``blank`` (a canvas of the model's input size) so the processor expands the
-        image placeholder exactly as for a real image; its pixels are dropped. The span must hold one token
-        per embedding row, or the embedding was made for another model.
+        image placeholder exactly as for a real image; its pixels are dropped. That encoding depends on the
+        prompt only, so it is done once per prompt, not per sample. The span must hold one token per embedding
+        row, or the embedding was made for another model.
         """
-        example = self.encode(sample_id, blank, prompt, responses)
+        key = (prompt, blank.size)
+        if key not in self._placeholder_prompts:
+            self._placeholder_prompts[key] = self.encode_prompt_inputs(blank, prompt)
+        example = self.encode(sample_id, blank, prompt, responses, prompt_inputs=self._placeholder_prompts[key])
         image_tokens = sum(t == self.processor.image_token_id for t in example.prompt_ids)
         if image_tokens != embedding.shape[0]:
             raise DataError(f"sample {sample_id!r}: the embedding has {embedding.shape[0]} tokens but the model's "
@@ -128,10 +133,12 @@ class SequenceEncoder:
         responses: dict[str, str],
         meta: dict | None = None,
         dialogues: Mapping[str, Dialogue] | None = None,
+        prompt_inputs: tuple | None = None,
     ) -> EncodedExample:
         """``responses`` answer ``prompt`` in one turn; each of ``dialogues`` is a conversation of its own
-        about the same image (an empty one becomes the prompt with nothing labelled: see ``encode_dialogue``)."""
-        prompt_ids, pixels, image_inputs, layout = self.encode_prompt_inputs(image, prompt)
+        about the same image (an empty one becomes the prompt with nothing labelled: see ``encode_dialogue``).
+        ``prompt_inputs``: ``encode_prompt_inputs(image, prompt)`` when the caller already has it."""
+        prompt_ids, pixels, image_inputs, layout = prompt_inputs or self.encode_prompt_inputs(image, prompt)
         room = self.max_length - len(prompt_ids)
         if room < 1:
             raise DataError(

@@ -23,7 +23,7 @@ import logging
 import math
 import random
 from collections.abc import Iterator
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import torch
 from PIL import Image
@@ -58,6 +58,12 @@ class SyntheticCaptions(Dataset):
                                             {"chosen": caption.text}, self.blank)
 
 
+@lru_cache(maxsize=8)
+def _permutation(seed: int, size: int) -> tuple[int, ...]:
+    """A seeded permutation of range(size); kept, since every sample of a pass draws from the same one."""
+    return tuple(torch.randperm(size, generator=torch.Generator().manual_seed(seed)).tolist())
+
+
 class MixedBatches(Dataset):
     """Index e * len(self) + k is slot k of epoch e: slot j of each batch is real for j < real_per_batch."""
 
@@ -71,14 +77,10 @@ class MixedBatches(Dataset):
     def __len__(self) -> int:
         return self.batches_per_epoch * self.batch_size
 
-    def _permutation(self, stream: str, cycle: int, size: int) -> list[int]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + cycle * 2 + (stream == "synthetic"))
-        return torch.randperm(size, generator=generator).tolist()
-
     def _draw(self, stream: str, position: int) -> EncodedExample:
         dataset = self.real if stream == "real" else self.synthetic
         cycle, offset = divmod(position, len(dataset))
-        return dataset[self._permutation(stream, cycle, len(dataset))[offset]]
+        return dataset[_permutation(self.seed * 1_000_003 + cycle * 2 + (stream == "synthetic"), len(dataset))[offset]]
 
     def __getitem__(self, index: int) -> EncodedExample:
         epoch, slot = divmod(index, len(self))

@@ -85,6 +85,14 @@ class TextToEmbeddingGenerator(nn.Module):
         self.target_std.copy_(flat.std(0).clamp(min=1e-6).float())
 
 
+def tokenize_captions(tokenizer, captions: list[str]) -> tuple[Tensor, Tensor]:
+    """(ids, mask) of ``captions``, padded on the right: the generator's text positions count from 0 whatever the
+    tokenizer's own padding side (the VLM's may pad left for generation)."""
+    tokenizer.padding_side = "right"
+    encoded = tokenizer(captions, padding=True, return_tensors="pt", add_special_tokens=False)
+    return encoded["input_ids"], encoded["attention_mask"]
+
+
 @dataclass
 class LoadedGenerator:
     model: TextToEmbeddingGenerator
@@ -97,9 +105,7 @@ class LoadedGenerator:
         self.model.eval()
         out = []
         for start in range(0, len(captions), batch_size):
-            encoded = self.tokenizer(captions[start:start + batch_size], padding=True, return_tensors="pt",
-                                     add_special_tokens=False)
-            out.append(self.model(encoded["input_ids"], encoded["attention_mask"]))
+            out.append(self.model(*tokenize_captions(self.tokenizer, captions[start:start + batch_size])))
         empty = torch.zeros(0, self.model.spec.num_tokens, self.model.spec.embedding_dim)
         return torch.cat(out) if out else empty
 

@@ -14,19 +14,12 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 from transformers import get_cosine_schedule_with_warmup
 
-from vlmalign.pipelines.synth2.generator import GeneratorSpec, TextToEmbeddingGenerator
+from vlmalign.pipelines.synth2.generator import GeneratorSpec, TextToEmbeddingGenerator, tokenize_captions
 from vlmalign.pipelines.synth2.real_pairs import CaptionEmbeddingPairs
 
 log = logging.getLogger(__name__)
-
-
-def _tokenize(tokenizer, captions: list[str]) -> tuple[Tensor, Tensor]:
-    tokenizer.padding_side = "right"
-    encoded = tokenizer(captions, padding=True, return_tensors="pt", add_special_tokens=False)
-    return encoded["input_ids"], encoded["attention_mask"]
 
 
 def generator_spec(tokenizer, pairs: CaptionEmbeddingPairs, **sizes) -> GeneratorSpec:
@@ -39,7 +32,7 @@ def generator_spec(tokenizer, pairs: CaptionEmbeddingPairs, **sizes) -> Generato
 def evaluate_generator(model: TextToEmbeddingGenerator, tokenizer, pairs: CaptionEmbeddingPairs,
                        batch_size: int = 256) -> dict[str, float]:
     model.eval()
-    ids, mask = _tokenize(tokenizer, pairs.captions)
+    ids, mask = tokenize_captions(tokenizer, pairs.captions)
     predicted = torch.cat([model(ids[s:s + batch_size], mask[s:s + batch_size])
                            for s in range(0, len(ids), batch_size)])
     target = pairs.embeddings[pairs.image_index]
@@ -60,7 +53,7 @@ def fit_generator(tokenizer, train: CaptionEmbeddingPairs, spec: GeneratorSpec, 
         torch.manual_seed(seed)
         model = TextToEmbeddingGenerator(spec)
     model.set_target_statistics(train.embeddings)
-    ids, mask = _tokenize(tokenizer, train.captions)
+    ids, mask = tokenize_captions(tokenizer, train.captions)
     targets = (train.embeddings - model.target_mean) / model.target_std
     image_index = torch.tensor(train.image_index)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
