@@ -25,6 +25,10 @@ def test_real_slots_without_real_scenes_and_unknown_views_are_named(backbone, ge
     datamodule(backbone, generator_dir, ratio=1.0, num_real_scenes=0)  # all synthetic: no real slot to fill
     with pytest.raises(ConfigError, match=r"needs views \['rejected'\].*use objective=synth2"):
         datamodule(backbone, generator_dir, views=("chosen", "rejected"))
+    with pytest.raises(ConfigError, match="data.min_objects=3, data.max_objects=2"):
+        datamodule(backbone, generator_dir, min_objects=3, max_objects=2)
+    with pytest.raises(ConfigError, match="data.image_size=16 is out of range"):
+        datamodule(backbone, generator_dir, image_size=16)
 
 
 def test_a_damaged_generator_spec_is_named(tmp_path, generator_dir):

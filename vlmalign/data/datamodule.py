@@ -20,6 +20,20 @@ TASK_VIEWS = {"sft": ("chosen",), "preference": PREFERENCE_VIEWS, "nsft": (*PREF
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 24, 1024
 
 
+def check_scene_settings(image_size: int, min_objects: int, max_objects: int) -> None:
+    """The shapes-world knobs every shapes datamodule takes, checked before any scene is drawn."""
+    if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise ConfigError(
+            f"data.image_size={image_size} is out of range: shapes images must be "
+            f"{MIN_IMAGE_SIZE}..{MAX_IMAGE_SIZE} pixels (it normally interpolates model.image_size)"
+        )
+    if not 1 <= min_objects <= max_objects <= 9:
+        raise ConfigError(
+            f"data.min_objects={min_objects}, data.max_objects={max_objects}: need 1 <= min <= max <= 9 "
+            "(one object per cell of the 3x3 grid)"
+        )
+
+
 class ShapesDataModule(SplitDataModule):
     """Train/val splits of shapes examples; the test split is the evaluator's.
 
@@ -57,16 +71,7 @@ class ShapesDataModule(SplitDataModule):
         shuffle_seed: int = 0,
     ) -> None:
         super().__init__()
-        if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
-            raise ConfigError(
-                f"data.image_size={image_size} is out of range: shapes images must be "
-                f"{MIN_IMAGE_SIZE}..{MAX_IMAGE_SIZE} pixels (it normally interpolates model.image_size)"
-            )
-        if not 1 <= min_objects <= max_objects <= 9:
-            raise ConfigError(
-                f"data.min_objects={min_objects}, data.max_objects={max_objects}: need 1 <= min <= max <= 9 "
-                "(one object per cell of the 3x3 grid)"
-            )
+        check_scene_settings(image_size, min_objects, max_objects)
         if task not in TASKS:
             raise ConfigError(f"data.task={task!r} is not one of {TASKS}")
         if task == "sft" and set(views) - {"chosen"}:

@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
+from vlmalign.data.datamodule import check_scene_settings
 from vlmalign.data.encoding import EncodedExample, SequenceEncoder, pad_sequences
 from vlmalign.data.shapes import CAPTION_PROMPTS
 from vlmalign.data.shapes_sft import ShapesSFTDataset
@@ -156,6 +157,7 @@ class Synth2MixDataModule(SplitDataModule):
         shuffle_seed: int = 0,
     ) -> None:
         super().__init__()
+        check_scene_settings(image_size, min_objects, max_objects)
         if not 0.0 <= synthetic_ratio <= 1.0:
             raise ConfigError(f"data.synthetic_ratio={synthetic_ratio} must be in [0, 1] (the synthetic share of "
                               "a batch)")
