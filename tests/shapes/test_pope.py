@@ -96,3 +96,23 @@ def test_pope_metrics_guard_zero_divisions():
     assert silent == {"accuracy": 0.5, "precision": 0.0, "recall": 0.0, "f1": 0.0, "yes_ratio": 0.0,
                       "unanswered": 1.0}
     assert all(v == 0.0 for v in pope_metrics([], []).values())
+
+
+def test_evaluator_reads_a_describe_first_reply_within_its_token_budget(monkeypatch):
+    """A model that describes before answering is scored on its first yes/no word, given room to reach it;
+    with POPE's one-word budget the same model is unanswered (counted as "no"), never misread."""
+    from vlmalign.eval import shapes_evaluator
+    from vlmalign.eval.shapes_evaluator import ShapesEvaluator
+
+    def describe_then_answer(backbone, images, prompts, max_new_tokens, batch_size):
+        words = [f"the image shows a large red square at the left . {'yes' if 'red' in p else 'no'} ." for p in prompts]
+        return [" ".join(w.split()[:max_new_tokens]) for w in words]
+
+    monkeypatch.setattr(shapes_evaluator, "generate_responses", describe_then_answer)
+    roomy = ShapesEvaluator(split="val", num_scenes=20, pope_samplings=("random",), pope_max_new_tokens=48)
+    said = roomy._pope(backbone=None)
+    probes = build_pope_probes(roomy.scenes, "random", seed=0)
+    assert said["pope/random/yes_ratio"] == pytest.approx(sum("red" in p.question for p in probes) / len(probes))
+    assert said["pope/random/unanswered"] == 0.0
+    terse = ShapesEvaluator(split="val", num_scenes=20, pope_samplings=("random",))._pope(backbone=None)
+    assert terse["pope/random/unanswered"] == 1.0 and terse["pope/random/yes_ratio"] == 0.0

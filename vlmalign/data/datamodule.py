@@ -50,6 +50,7 @@ class ShapesDataModule(SplitDataModule):
         task: str = "sft",
         caption_fraction: float = 0.75,
         existence_fraction: float = 0.25,
+        existence_answer: str = "direct",
         error_mix: dict | None = None,
         plausibility: float = 1.0,
         num_errors: int = 1,
@@ -111,7 +112,8 @@ class ShapesDataModule(SplitDataModule):
                                  else pairs(self.encoder, split, size, **common, **knobs))
             self.train_set, self.val_set = splits["train"], splits["val"]
         else:
-            mixture = dict(caption_fraction=caption_fraction, existence_fraction=existence_fraction)
+            mixture = dict(caption_fraction=caption_fraction, existence_fraction=existence_fraction,
+                           existence_answer=existence_answer)
             try:
                 self.train_set = ShapesSFTDataset(self.encoder, "train", num_train_scenes, **common, **mixture)
                 self.val_set = ShapesSFTDataset(self.encoder, "val", num_val_scenes, **common, **mixture)

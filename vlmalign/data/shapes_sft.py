@@ -2,7 +2,9 @@
 
 Captions teach description (scored by CHAIR/Cover); existence questions ("is there a red circle in
 the image ?") teach the yes/no answering that POPE probes; attribute, count and spatial questions
-add grounding signal. Everything is a function of (world_seed, split, index), so any example can be
+add grounding signal. ``existence_answer=describe_first`` writes a faithful caption before the yes/no word, so
+the answer could be read off the model's own description instead of the image (docs/foundation.md measures it:
+the captions improve, the answer stays at chance). Everything is a function of (world_seed, split, index), so any example can be
 regenerated exactly, in any process.
 """
 
@@ -17,6 +19,7 @@ from vlmalign.data.encoding import EncodedExample, SequenceEncoder
 from vlmalign.data.shapes import CAPTION_PROMPTS, Scene, describe, generate_scenes, questions, render_scene
 
 OTHER_QUESTIONS = ("attribute", "count", "spatial")
+EXISTENCE_ANSWERS = ("direct", "describe_first")
 
 
 class ShapesSFTDataset(Dataset):
@@ -31,11 +34,15 @@ class ShapesSFTDataset(Dataset):
         image_size: int,
         caption_fraction: float = 0.75,
         existence_fraction: float = 0.25,
+        existence_answer: str = "direct",
     ) -> None:
         if not (0 <= caption_fraction and 0 <= existence_fraction and caption_fraction + existence_fraction <= 1):
             raise ValueError(f"caption_fraction={caption_fraction} and existence_fraction={existence_fraction} "
                              "must be >= 0 and sum to at most 1 (the rest are other questions)")
+        if existence_answer not in EXISTENCE_ANSWERS:
+            raise ValueError(f"existence_answer={existence_answer!r} is not one of {EXISTENCE_ANSWERS}")
         self.caption_fraction, self.existence_fraction = caption_fraction, existence_fraction
+        self.existence_answer = existence_answer
         self.encoder = encoder
         self.split = split
         self.num_scenes = num_scenes
@@ -58,7 +65,9 @@ class ShapesSFTDataset(Dataset):
         if draw < self.caption_fraction:
             return scene, rng.choice(CAPTION_PROMPTS), describe(scene, rng)
         kinds = ("existence",) if draw < self.caption_fraction + self.existence_fraction else OTHER_QUESTIONS
-        _, question, answer = rng.choice(questions(scene, rng, kinds))
+        kind, question, answer = rng.choice(questions(scene, rng, kinds))
+        if kind == "existence" and self.existence_answer == "describe_first":
+            answer = f"{describe(scene, rng)} {answer} ."
         return scene, question, answer
 
     def __getitem__(self, index: int) -> EncodedExample:

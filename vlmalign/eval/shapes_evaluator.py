@@ -37,11 +37,16 @@ class ShapesEvaluator:
         batch_size: int = 64,
         pope_samplings: tuple[str, ...] = POPE_SAMPLINGS,
         pope_seed: int = 0,
+        pope_max_new_tokens: int = 1,
     ) -> None:
+        """``pope_max_new_tokens``: 1 reads a one-word answer, as POPE asks for; a model trained to describe
+        the image before answering (``data.existence_answer=describe_first``) needs room for the description
+        (e.g. 48): the answer is then the first yes/no word of the reply."""
         self.split, self.num_scenes, self.world_seed = split, num_scenes, world_seed
         self.min_objects, self.max_objects, self.image_size = min_objects, max_objects, image_size
         self.prompt, self.max_new_tokens, self.batch_size = prompt, max_new_tokens, batch_size
         self.pope_samplings, self.pope_seed = tuple(pope_samplings), pope_seed
+        self.pope_max_new_tokens = pope_max_new_tokens
 
     @cached_property
     def scenes(self) -> list[Scene]:
@@ -71,7 +76,7 @@ class ShapesEvaluator:
             return {}
         probes = {s: build_pope_probes(self.scenes, s, seed=self.pope_seed) for s in self.pope_samplings}
         unique = sorted({(p.image_id, p.question) for ps in probes.values() for p in ps})
-        replies = self._generate(backbone, [i for i, _ in unique], [q for _, q in unique], max_new_tokens=1)
+        replies = self._generate(backbone, [i for i, _ in unique], [q for _, q in unique], self.pope_max_new_tokens)
         answer = {key: parse_yes_no(reply) for key, reply in zip(unique, replies)}
         metrics: dict[str, float] = {}
         for sampling, ps in probes.items():

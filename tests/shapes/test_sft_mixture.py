@@ -1,0 +1,49 @@
+"""The SFT task mixture of the shapes world: captions, existence questions (direct or describe-first), others."""
+
+import pytest
+
+from vlmalign.data.shapes import CAPTION_PROMPTS, parse_mentions, parse_yes_no
+from vlmalign.data.shapes_sft import ShapesSFTDataset
+
+
+def _dataset(**mixture) -> ShapesSFTDataset:
+    # text_for never encodes, so no processor is needed
+    return ShapesSFTDataset(None, "train", 40, world_seed=0, min_objects=1, max_objects=3, image_size=64, **mixture)
+
+
+def _asked(question: str) -> tuple[str, str]:
+    color, shape = question.split()[3:5]  # "is there a <color> <shape> in the image ?"
+    return color, shape
+
+
+def test_describe_first_existence_answers_describe_the_scene_then_answer_truthfully():
+    data = _dataset(caption_fraction=0.0, existence_fraction=1.0, existence_answer="describe_first")
+    answers = []
+    for index in range(len(data)):
+        scene, question, response = data.text_for(index)
+        caption, _, answer = response.rpartition(" . ")
+        truth = _asked(question) in {o.identity for o in scene.objects}
+        assert parse_yes_no(response) is truth and answer in ("yes .", "no .")
+        # the description is faithful and complete: every object, nothing else
+        mentioned = sorted((m.color, m.shape) for m in parse_mentions(caption + " ."))
+        assert mentioned == sorted(o.identity for o in scene.objects)
+        answers.append(truth)
+    assert 0.3 < sum(answers) / len(answers) < 0.7  # both answers occur, about equally
+
+
+def test_direct_existence_answers_are_one_word_and_the_mixture_is_unchanged_by_the_answer_format():
+    direct = _dataset(caption_fraction=0.5, existence_fraction=0.5)
+    described = _dataset(caption_fraction=0.5, existence_fraction=0.5, existence_answer="describe_first")
+    for index in range(len(direct)):
+        _, prompt, response = direct.text_for(index)
+        _, same_prompt, long_response = described.text_for(index)
+        assert prompt == same_prompt  # the same task and question for every example: only the answer differs
+        if prompt in CAPTION_PROMPTS:
+            assert response == long_response
+        else:
+            assert response in ("yes", "no") and long_response.endswith(f" {response} .")
+
+
+def test_an_unknown_answer_format_is_refused_by_name():
+    with pytest.raises(ValueError, match="existence_answer='sometimes'.*direct.*describe_first"):
+        _dataset(existence_answer="sometimes")
