@@ -124,3 +124,12 @@ def test_conf_dir_is_the_one_train_uses():
     from vlmalign.train import CONFIG_DIR
 
     assert CONF.samefile(CONFIG_DIR)
+
+
+@pytest.mark.parametrize("extra, expected", [([], 1), (["+eval.pope_max_new_tokens=48"], 48)])
+def test_validation_reads_pope_replies_like_the_final_evaluation(tmp_path, extra, expected):
+    """A describe-first model's POPE replies need room during validation too, or its curve reads "unanswered"."""
+    cfg = compose_train(extra, tmp_path, tmp_path / "cache")
+    callback = build(cfg.callbacks.hallucination_eval, "callbacks.hallucination_eval")
+    assert callback.evaluator.pope_max_new_tokens == expected
+    assert build(cfg.eval, "eval").pope_max_new_tokens == expected

@@ -4,8 +4,8 @@ Captions teach description (scored by CHAIR/Cover); existence questions ("is the
 the image ?") teach the yes/no answering that POPE probes; attribute, count and spatial questions
 add grounding signal. ``existence_answer=describe_first`` writes a faithful caption before the yes/no word, so
 the answer could be read off the model's own description instead of the image (docs/foundation.md measures it:
-the captions improve, the answer stays at chance). Everything is a function of (world_seed, split, index), so any example can be
-regenerated exactly, in any process.
+the captions improve, the answer stays at chance). Everything is a function of (world_seed, split, index), so
+any example can be regenerated exactly, in any process.
 """
 
 from __future__ import annotations
