@@ -12,10 +12,10 @@ MODEL_BACKED = "reference=frozen (a frozen copy of the initial policy) or refere
                "with its adapters switched off)"
 
 
-
 def batch_device(batch: dict):
     """The device a collated batch lives on (every batch has token views; not every one has pixels: Synth²)."""
     return next(iter(batch["views"].values()))["input_ids"].device
+
 
 class ReferencePolicy:
     """Supplies s_ref for the views an objective asks for, and, where it runs a model, the reference's

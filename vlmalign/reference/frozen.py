@@ -47,9 +47,8 @@ class FrozenCopyReference(ReferencePolicy):
         # (vlmalign/distributed/zero3.py); otherwise it just follows the batch's device.
         self.backbone = shard_reference(self.backbone, self.module)
         # Module.to walks every submodule (~2.5 ms a step on the issue-9 model, 2% of a DPO step): only on a move.
-        if not getattr(self.backbone, "_vlmalign_sharded", False) and device != getattr(self, "_device", None):
+        if not getattr(self.backbone, "_vlmalign_sharded", False) and next(self.backbone.parameters()).device != device:
             self.backbone.to(device)
-            self._device = device
 
     def logps(self, batch: dict, views: tuple[str, ...]) -> dict[str, ResponseLogProbs]:
         self._ready(batch_device(batch))
