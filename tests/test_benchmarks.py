@@ -75,3 +75,14 @@ def test_trl_peer_gets_the_same_pairs_as_vlmalign(bench, model_dir):
 def test_lora_reference_without_lora_is_refused_before_any_work(bench):
     with pytest.raises(SystemExit, match="--reference lora .* needs --lora"):
         bench.Case(objective="dpo", reference="lora")
+
+
+def test_step_breakdown_times_every_phase_of_a_step(bench, tmp_path):
+    """benchmarks/step_breakdown.py (imports preference_throughput as ``bench``, registered by the fixture)."""
+    spec = importlib.util.spec_from_file_location("step_breakdown", SCRIPT.parent / "step_breakdown.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ms = module.breakdown("mdpo", steps=2, warmup=0, batch_size=2, cache_dir=str(tmp_path))
+    assert set(ms) == {*module.PHASES, "total"}
+    assert all(ms[phase] > 0 for phase in module.PHASES)
+    assert sum(ms[phase] for phase in module.PHASES) <= ms["total"] * 1.05  # medians of parts vs median of sums
