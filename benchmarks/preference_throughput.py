@@ -6,6 +6,7 @@ process). Step time includes fetching and collating the batch. Prints JSON.
 
     python benchmarks/preference_throughput.py --objective dpo --reference frozen --peer trl
     python benchmarks/preference_throughput.py --suite targets --peer trl     # the issue-9 target table
+    python benchmarks/preference_throughput.py --suite targets --peer trl --group-by-length   # both sides grouped
     python benchmarks/preference_throughput.py --suite levers                 # each speed lever on and off
     python benchmarks/preference_throughput.py --suite scaling                # batch size x response length
     python benchmarks/preference_throughput.py --suite references --model calibration --batch-size 16
@@ -49,6 +50,7 @@ class Case:
     encode_once: bool = False
     response_repeat: int = 1  # each response's tokens k times (then EOS): longer responses, same prompts
     lora: bool = False  # train LoRA adapters (r 8) on the language model instead of every weight
+    group_by_length: bool = False  # data.group_by_length (TRL: train_sampling_strategy=group_by_length)
     lr: float = 1e-5
 
     def __post_init__(self) -> None:
@@ -123,7 +125,8 @@ def run_case(case: Case, model_dir: str, cache_dir: str) -> dict:
     # The pairs of conf/data/shapes_preference.yaml, which benchmarks/peers/trl_dpo.py's shapes_pairs gives TRL.
     datamodule = ShapesDataModule(backbone.processor, views=objective.views, task=task, batch_size=case.batch_size,
                                   num_train_scenes=case.num_pairs, num_val_scenes=1, max_length=1024,
-                                  error_mix=SHAPES_ERROR_MIX, corruption=RandomResizedCrop())
+                                  error_mix=SHAPES_ERROR_MIX, corruption=RandomResizedCrop(),
+                                  group_by_length=case.group_by_length)
     if case.response_repeat > 1:
         datamodule.train_set = repeated_responses(datamodule.train_set, case.response_repeat)
     preprocess_s = 0.0
@@ -182,7 +185,8 @@ def measure_trl(case: Case, model_dir: str, cache_dir: str) -> dict:
     argv = ["-m", "benchmarks.peers.trl_dpo", "--model-dir", model_dir, "--num-pairs", str(case.num_pairs),
             "--batch-size", str(case.batch_size), "--steps", str(case.steps), "--warmup", str(case.warmup),
             "--output-dir", f"{cache_dir}/trl"]
-    result = _child(argv + (["--precompute-ref"] if case.reference == "precomputed" else []))
+    argv += ["--precompute-ref"] if case.reference == "precomputed" else []
+    result = _child(argv + (["--group-by-length"] if case.group_by_length else []))
     return {**result, "framework": "trl", "objective": "dpo", "reference": case.reference,
             "batch_size": case.batch_size}
 
@@ -256,6 +260,8 @@ def main() -> None:
     parser.add_argument("--encode-once", action="store_true")
     parser.add_argument("--response-repeat", type=int, default=1)
     parser.add_argument("--lora", action="store_true", help="train LoRA adapters (needed by --reference lora)")
+    parser.add_argument("--group-by-length", action="store_true", help="batch pairs of similar length together "
+                        "(data.group_by_length; TRL's peer gets transformers' LengthGroupedSampler)")
     parser.add_argument("--repeat", type=int, default=1, help="run every case this many times (fresh processes); "
                         "the run with the median pairs/s is reported, with all repeats' pairs/s")
     parser.add_argument("--out", help="also write the JSON document to this file")
@@ -272,7 +278,7 @@ def main() -> None:
     model_dir = ensure_model(args.model, cache_dir)
     base = Case(objective=args.objective, reference=args.reference, batch_size=args.batch_size, steps=args.steps,
                 warmup=args.warmup, share_prefix=not args.no_share_prefix, encode_once=args.encode_once,
-                response_repeat=args.response_repeat, lora=args.lora)
+                response_repeat=args.response_repeat, lora=args.lora, group_by_length=args.group_by_length)
     cases = suite_cases(args.suite, base) if args.suite else [base]
     runs: list[tuple] = [(measure, case) for case in cases]
     if args.peer == "trl":

@@ -92,9 +92,9 @@ def test_main_job_trains_the_base_once_then_mdpo_and_reports_both(tmp_path, cach
     for name in ("train/rewards/chosen", "train/rewards/margins", "train/rewards/accuracies",
                  "train/rewards/chosen_corrupted", "train/logps/rejected", "train/loss/conditional"):
         assert name in csv, name
-    # a second run (another seed) reuses the cached base instead of training it again
+    # a second run (another seed, pairs grouped by length) reuses the cached base instead of training it again
     stamp = (bases[0] / "model" / "model.safetensors").stat().st_mtime_ns
-    _main_job(tmp_path / "second", cache_dir, "seed=1", "reference=precomputed")
+    _main_job(tmp_path / "second", cache_dir, "seed=1", "reference=precomputed", "data.group_by_length=true")
     assert [p for p in (cache_dir / "bases").iterdir() if p.is_dir()] == bases
     assert (bases[0] / "model" / "model.safetensors").stat().st_mtime_ns == stamp
     assert list((cache_dir / "reference").glob("reflogps-*.pt"))

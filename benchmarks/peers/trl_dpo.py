@@ -111,7 +111,7 @@ def _peak_rss_mib() -> float:
 
 def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: int, warmup: int,
                 beta: float = 0.1, lr: float = 1e-5, precompute_ref: bool = False, seed: int = 0,
-                output_dir: str) -> dict:
+                group_by_length: bool = False, output_dir: str) -> dict:
     """Train ``warmup + steps`` steps of TRL DPO; time the last ``steps`` (each one including data loading)."""
     from datasets import Dataset
     from transformers import AutoProcessor, PrinterCallback, TrainerCallback
@@ -158,6 +158,9 @@ def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: in
             self.precompute_ref_logps = True  # `_compute_loss` reads the columns (:1319)
 
     processor = AutoProcessor.from_pretrained(model_dir)
+    dataset = Dataset.from_list(pairs)
+    if group_by_length:  # transformers' LengthGroupedSampler reads a `length` column (TRL builds none for images)
+        dataset = dataset.add_column("length", [_text_length(processor.tokenizer, pair) for pair in pairs])
     args = DPOConfig(
         output_dir=output_dir, loss_type=["sigmoid"], beta=beta, learning_rate=lr, seed=seed,
         per_device_train_batch_size=batch_size, max_steps=warmup + steps, gradient_accumulation_steps=1,
@@ -166,12 +169,13 @@ def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: in
         max_length=1024,  # TRL's default; > any prompt (64 image tokens + ~10) + response here, so no truncation
         dataloader_num_workers=0, dataloader_drop_last=True,  # every timed step is a full batch
         remove_unused_columns=False,  # keeps the precomputed reference columns (:1150-1158 would drop them)
+        train_sampling_strategy="group_by_length" if group_by_length else "random",
         report_to="none", save_strategy="no", eval_strategy="no", logging_steps=1, disable_tqdm=True,
     )
     collator = _Collator(DataCollatorForVisionPreference(processor=processor, max_length=args.max_length))
     timer = StepTimer()
     trainer_class = PrecomputedRefDPOTrainer if precompute_ref else DPOTrainer
-    trainer = trainer_class(model=model_dir, args=args, train_dataset=Dataset.from_list(pairs),
+    trainer = trainer_class(model=model_dir, args=args, train_dataset=dataset,
                             processing_class=processor, data_collator=collator, callbacks=[timer])
     trainer.remove_callback(PrinterCallback)  # it prints every log dict on stdout
 
@@ -199,6 +203,7 @@ def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: in
         "framework": "trl",
         "trl_version": __version__,
         "precompute_ref": precompute_ref,
+        "group_by_length": group_by_length,
         "batch_size": batch_size,
         "steps_timed": len(durations),
         "median_step_s": median,
@@ -217,6 +222,13 @@ def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: in
         "ln2": math.log(2),
         "notes": notes,
     }
+
+
+def _text_length(tokenizer, pair: dict) -> int:
+    """Prompt, chosen and rejected text tokens: the length vlmalign's ``data.group_by_length`` groups by."""
+    texts = [pair["prompt"][0]["content"][1]["text"], *(pair[key][0]["content"][0]["text"]
+                                                         for key in ("chosen", "rejected"))]
+    return sum(map(len, tokenizer(texts, add_special_tokens=False)["input_ids"])) + 2  # + the responses' EOS
 
 
 @dataclass
@@ -248,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precompute-ref", action="store_true")
+    parser.add_argument("--group-by-length", action="store_true",
+                        help="transformers' LengthGroupedSampler (train_sampling_strategy=group_by_length)")
     parser.add_argument("--output-dir", default=None, help="Trainer output dir (nothing is saved); default: a temp dir")
     args = parser.parse_args(argv)
 
@@ -257,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         result = run_trl_dpo(args.model_dir, shapes_pairs(args.num_pairs, args.seed), batch_size=args.batch_size,
                              steps=args.steps, warmup=args.warmup, beta=args.beta, lr=args.lr,
                              precompute_ref=args.precompute_ref, seed=args.seed,
-                             output_dir=args.output_dir or scratch)
+                             group_by_length=args.group_by_length, output_dir=args.output_dir or scratch)
     print(json.dumps(result))
 
 

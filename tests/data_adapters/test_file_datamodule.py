@@ -64,3 +64,15 @@ def test_a_split_left_empty_by_skipping_is_an_error(make_datamodule, tmp_path):
     path = write_rlaif_v(tmp_path / "bad.parquet", [rlaif_v_row(i, chosen="") for i in range(3)])
     with pytest.raises(DataError, match=r"the train split has no usable examples \(3 rows skipped"):
         make_datamodule(RlaifVAdapter(), path, on_error="skip")
+
+
+def test_group_by_length_batches_file_pairs_by_their_text_length(make_datamodule, tmp_path):
+    rows = [rlaif_v_row(i, chosen="a red square " * (1 + i % 4), rejected="a circle " * (1 + i % 3)) for i in range(9)]
+    path = write_rlaif_v(tmp_path / "pairs.parquet", rows)
+    datamodule = make_datamodule(RlaifVAdapter(), path, val_fraction=0.2, group_by_length=True)
+    train = datamodule.train_set
+    text = [train.text_length(i) for i in range(len(train))]  # read from the rows, no image opened
+    encoded = [len(train[i].prompt_ids) + sum(map(len, train[i].responses.values())) for i in range(len(train))]
+    assert len(set(text)) > 2 and len({e - t for e, t in zip(encoded, text)}) == 1  # image span + template: fixed
+    batches = [batch["sample_ids"] for batch in datamodule.train_dataloader()]
+    assert sorted(i for batch in batches for i in batch) == sorted(ref.sample_id for ref in train.refs)

@@ -70,6 +70,7 @@ class ShapesDataModule(SplitDataModule):
         batch_size: int = 16,
         num_workers: int = 0,
         shuffle_seed: int = 0,
+        group_by_length: bool = False,
     ) -> None:
         super().__init__()
         check_scene_settings(image_size, min_objects, max_objects)
@@ -97,7 +98,7 @@ class ShapesDataModule(SplitDataModule):
         self.encoder = SequenceEncoder(processor, max_length)
         self.collator = MultiViewCollator(processor.tokenizer.pad_token_id, tuple(views), corruption, corruption_seed)
         self.batch_size, self.num_workers = batch_size, num_workers
-        self.shuffle_seed = shuffle_seed
+        self.shuffle_seed, self.group_by_length = shuffle_seed, group_by_length
         common = dict(world_seed=world_seed, min_objects=min_objects, max_objects=max_objects, image_size=image_size)
         if task in ("preference", "nsft"):
             try:

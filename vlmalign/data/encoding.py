@@ -125,6 +125,12 @@ class SequenceEncoder:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return ids + [self.tokenizer.eos_token_id]
 
+    def text_length(self, prompt: str, responses: list[str]) -> int:
+        """Tokens of the prompt's text and of every response (+ EOS each), without the image: what varies between
+        examples, to group them by length (``vlmalign.data.length_grouping``) without decoding any image."""
+        counts = self.tokenizer([prompt, *responses], add_special_tokens=False)["input_ids"]
+        return sum(map(len, counts)) + len(responses)
+
     def encode(
         self,
         sample_id: str,

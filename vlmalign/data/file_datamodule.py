@@ -67,6 +67,7 @@ class FileDataModule(SplitDataModule):
         batch_size: int = 8,
         num_workers: int = 0,
         shuffle_seed: int = 0,
+        group_by_length: bool = False,
         # The shapes evaluations' scenes (conf/eval/shapes.yaml and the hallucination_eval callback read them
         # from data.*); they change no file example.
         num_val_scenes: int = 64,
@@ -93,6 +94,7 @@ class FileDataModule(SplitDataModule):
         self.encoder = SequenceEncoder(processor, max_length)
         self.collator = MultiViewCollator(processor.tokenizer.pad_token_id, tuple(views), corruption, corruption_seed)
         self.batch_size, self.num_workers, self.shuffle_seed = batch_size, num_workers, shuffle_seed
+        self.group_by_length = group_by_length
 
         def open_files(paths: list[Path], tag: str) -> list[DataFile]:
             root = Path(image_root).expanduser().resolve() if image_root else None

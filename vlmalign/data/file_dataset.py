@@ -189,11 +189,20 @@ class FileExamples(Dataset):
     def __len__(self) -> int:
         return len(self.refs)
 
-    def __getitem__(self, index: int) -> EncodedExample:
+    def record(self, index: int) -> tuple[DataFile, ExampleRef, Mapping, Record]:
         ref = self.refs[index]
         file = self.files[ref.file]
         row = file.rows[ref.row]
-        record = self.adapter.records(row)[ref.record]
+        return file, ref, row, self.adapter.records(row)[ref.record]
+
+    def text_length(self, index: int) -> int:
+        """Text tokens of the prompt, every response and the dialogue's turns; the image is not opened."""
+        record = self.record(index)[3]
+        turns = [text for turn in record.dialogue or () for text in turn]
+        return self.encoder.text_length(record.prompt, [*record.responses.values(), *turns])
+
+    def __getitem__(self, index: int) -> EncodedExample:
+        file, ref, row, record = self.record(index)
         try:
             image = open_image(resolve_image(record.image, file.image_root))
         except RowError as error:  # a file changed since the check, or check_images=false

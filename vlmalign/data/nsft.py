@@ -41,8 +41,18 @@ def encode_nsft_example(encoder: SequenceEncoder, sample_id: str, image: Image.I
                           dialogues={NEGATIVES_VIEW: dialogue})
 
 
+def nsft_text_length(encoder: SequenceEncoder, prompt: str, chosen: str, rejected: str, turns: Sequence[Turn]) -> int:
+    """``SequenceEncoder.text_length`` of an nSFT example: the pair and every corrective turn's question and answer."""
+    return encoder.text_length(prompt, [chosen, rejected, *(text for t in turns for text in (t.question, t.answer))])
+
+
 class ShapesNSFTDataset(ShapesPreferenceDataset):
     """``ShapesPreferenceDataset``'s pair i plus the rule-built corrective turns for its rejected caption."""
+
+    def text_length(self, index: int) -> int:
+        scene, pair = self.pair_for(index)
+        return nsft_text_length(self.encoder, pair.prompt, pair.chosen, pair.rejected,
+                                corrective_turns(scene, pair.rejected))
 
     def __getitem__(self, index: int) -> EncodedExample:
         scene, pair = self.pair_for(index)
@@ -84,6 +94,10 @@ class NSFTJsonlDataset(Dataset):
                 return image.convert("RGB")
         except OSError as error:
             raise DataError(f"{sample.origin}: cannot read image {path} ({error})") from error
+
+    def text_length(self, index: int) -> int:
+        sample, turns = self.rows[index]
+        return nsft_text_length(self.encoder, sample.prompt, sample.chosen, sample.rejected, turns)
 
     def __getitem__(self, index: int) -> EncodedExample:
         sample, turns = self.rows[index]

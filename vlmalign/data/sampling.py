@@ -17,10 +17,17 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from vlmalign.data.length_grouping import group_by_length
+
 
 class ResumableShuffleSampler(Sampler[int]):
-    def __init__(self, num_samples: int, seed: int, batch_size: int = 1) -> None:
-        self.num_samples, self.seed = num_samples, seed
+    """``lengths`` (one per sample): group each epoch's shuffled order by length (``data.group_by_length``,
+    ``vlmalign.data.length_grouping``); the draws, and so a resumed run's order, are the same either way."""
+
+    def __init__(self, num_samples: int, seed: int, batch_size: int = 1, lengths: list[int] | None = None) -> None:
+        if lengths is not None and len(lengths) != num_samples:
+            raise ValueError(f"{len(lengths)} lengths for {num_samples} samples")
+        self.num_samples, self.seed, self.batch_size, self.lengths = num_samples, seed, batch_size, lengths
         self.remainder_draw = num_samples % batch_size != 0
         self.epoch, self.skip = 0, 0
 
@@ -37,6 +44,8 @@ class ResumableShuffleSampler(Sampler[int]):
             permutation = torch.randperm(self.num_samples, generator=generator)
             if self.remainder_draw:
                 torch.randperm(self.num_samples, generator=generator)
+        if self.lengths is not None:
+            return group_by_length(permutation.tolist(), self.lengths, self.batch_size)
         return permutation.tolist()
 
     def __iter__(self) -> Iterator[int]:

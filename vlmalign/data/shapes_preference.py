@@ -41,6 +41,10 @@ class ShapesPreferenceDataset(ShapesSFTDataset):
         rng = random.Random(f"{self.world_seed}:{self.split}:pref:{index}")
         return scene, make_preference_pair(scene, rng, self.error_mix, self.plausibility, self.num_errors)
 
+    def text_length(self, index: int) -> int:
+        _, pair = self.pair_for(index)
+        return self.encoder.text_length(pair.prompt, [pair.chosen, pair.rejected])
+
     def __getitem__(self, index: int) -> EncodedExample:
         scene, pair = self.pair_for(index)
         image = render_scene(scene, self.image_size)
@@ -57,6 +61,10 @@ class PolicyCaptionPairs(Dataset):
 
     def __len__(self) -> int:
         return len(self.pairs)
+
+    def text_length(self, index: int) -> int:
+        pair = self.pairs[index]
+        return self.source.encoder.text_length(pair["prompt"], [pair["chosen"], pair["rejected"]])
 
     def __getitem__(self, index: int) -> EncodedExample:
         pair = self.pairs[index]

@@ -70,6 +70,10 @@ class ShapesSFTDataset(Dataset):
             answer = f"{describe(scene, rng)} {answer} ."
         return scene, question, answer
 
+    def text_length(self, index: int) -> int:
+        _, prompt, response = self.text_for(index)
+        return self.encoder.text_length(prompt, [response])
+
     def __getitem__(self, index: int) -> EncodedExample:
         scene, prompt, response = self.text_for(index)
         image = render_scene(scene, self.image_size)

@@ -2,7 +2,8 @@
 collator, encode-once, and the description the precomputed reference cache fingerprints.
 
 A subclass sets ``train_set``, ``val_set``, ``collator``, ``batch_size``, ``num_workers``, ``shuffle_seed``
-and ``_description`` in its ``__init__`` (``ShapesDataModule``, ``FileDataModule``).
+and ``_description`` in its ``__init__`` (``ShapesDataModule``, ``FileDataModule``), and ``group_by_length``
+when its config asks for it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from vlmalign.data.encoded_once import EncodedOnce
+from vlmalign.data.length_grouping import example_lengths
 from vlmalign.data.sampling import ResumableDataLoader, ResumableShuffleSampler
 
 
 class SplitDataModule(pl.LightningDataModule):
+    group_by_length = False  # batch examples of similar length together (vlmalign.data.length_grouping)
+    _train_lengths: tuple | None = None  # (the train set they were computed for, its lengths)
+
     def encode_once(self) -> None:
         """Memoise the train and val examples (``vlmalign.data.encoded_once``); call after the splits are final."""
         self.train_set, self.val_set = EncodedOnce(self.train_set), EncodedOnce(self.val_set)
@@ -43,11 +48,18 @@ class SplitDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled; on a resumed fit it starts at the first batch the checkpoint had not trained on."""
-        sampler = ResumableShuffleSampler(len(self.train_set), self.shuffle_seed, self.batch_size)
+        sampler = ResumableShuffleSampler(len(self.train_set), self.shuffle_seed, self.batch_size,
+                                          self.train_lengths() if self.group_by_length else None)
         consumed = consumed_train_batches(self.trainer) if self.trainer is not None else 0
         epoch, batch = divmod(consumed, math.ceil(len(self.train_set) / self.batch_size))
         sampler.start_at(epoch, batch * self.batch_size)
         return self._loader(self.train_set, sampler)
+
+    def train_lengths(self) -> list[int]:
+        """One length per train example, computed once per train set (encode-once or on-policy pairs replace it)."""
+        if self._train_lengths is None or self._train_lengths[0] is not self.train_set:
+            self._train_lengths = (self.train_set, example_lengths(self.train_set))
+        return self._train_lengths[1]
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set)
