@@ -186,7 +186,8 @@ def measure_trl(case: Case, model_dir: str, cache_dir: str) -> dict:
             "--batch-size", str(case.batch_size), "--steps", str(case.steps), "--warmup", str(case.warmup),
             "--output-dir", f"{cache_dir}/trl"]
     argv += ["--precompute-ref"] if case.reference == "precomputed" else []
-    result = _child(argv + (["--group-by-length"] if case.group_by_length else []))
+    argv += ["--group-by-length"] if case.group_by_length else []
+    result = _child(argv)
     return {**result, "framework": "trl", "objective": "dpo", "reference": case.reference,
             "batch_size": case.batch_size}
 

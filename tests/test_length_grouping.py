@@ -88,7 +88,7 @@ def test_grouped_batches_hold_the_same_examples_with_less_padding(tiny_parts):
         [b["sample_ids"] for b in _datamodule(processor, group_by_length=True).train_dataloader()]  # deterministic
 
 
-def test_policy_and_reference_share_one_packing_per_batch(tiny_checkpoint, tiny_parts):
+def test_policy_and_reference_share_one_packing_per_batch(tiny_checkpoint):
     backbone = load_backbone(str(tiny_checkpoint))
     batch = next(iter(_datamodule(backbone.processor).train_dataloader()))
     first = view_states(backbone, batch, VIEWS)

@@ -160,7 +160,10 @@ def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: in
     processor = AutoProcessor.from_pretrained(model_dir)
     dataset = Dataset.from_list(pairs)
     if group_by_length:  # transformers' LengthGroupedSampler reads a `length` column (TRL builds none for images)
-        dataset = dataset.add_column("length", [_text_length(processor.tokenizer, pair) for pair in pairs])
+        from vlmalign.data.encoding import SequenceEncoder
+
+        encoder = SequenceEncoder(processor, max_length=1024)
+        dataset = dataset.add_column("length", [_text_length(encoder, pair) for pair in pairs])
     args = DPOConfig(
         output_dir=output_dir, loss_type=["sigmoid"], beta=beta, learning_rate=lr, seed=seed,
         per_device_train_batch_size=batch_size, max_steps=warmup + steps, gradient_accumulation_steps=1,
@@ -224,11 +227,10 @@ def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: in
     }
 
 
-def _text_length(tokenizer, pair: dict) -> int:
-    """Prompt, chosen and rejected text tokens: the length vlmalign's ``data.group_by_length`` groups by."""
-    texts = [pair["prompt"][0]["content"][1]["text"], *(pair[key][0]["content"][0]["text"]
-                                                         for key in ("chosen", "rejected"))]
-    return sum(map(len, tokenizer(texts, add_special_tokens=False)["input_ids"])) + 2  # + the responses' EOS
+def _text_length(encoder, pair: dict) -> int:
+    """The length vlmalign's ``data.group_by_length`` groups the same pair by (``SequenceEncoder.text_length``)."""
+    responses = [pair[key][0]["content"][0]["text"] for key in ("chosen", "rejected")]
+    return encoder.text_length(pair["prompt"][0]["content"][1]["text"], responses)
 
 
 @dataclass

@@ -28,6 +28,7 @@ def test_one_turn_and_multi_turn_conversations(make_datamodule, processor, tmp_p
     assert sum(label != IGNORE_INDEX for label in labels) == 6  # three one-word answers, each with its EOS
     batch = datamodule.collator([one, multi])
     assert batch["views"]["chosen"]["input_ids"].shape[0] == 2
+    assert datamodule.train_set.text_length(1) > datamodule.train_set.text_length(0)  # group_by_length sees the turns
 
 
 def test_preference_objectives_are_refused_on_sft_data(make_datamodule, tmp_path):

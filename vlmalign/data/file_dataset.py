@@ -197,8 +197,9 @@ class FileExamples(Dataset):
 
     def text_length(self, index: int) -> int:
         """Text tokens of the prompt, every response and the dialogue's turns; the image is not opened."""
-        record = self.record(index)[3]
-        turns = [text for turn in record.dialogue or () for text in turn]
+        _, _, _, record = self.record(index)
+        # A dialogue's first question is the prompt itself (Record's docstring): counted once.
+        turns = [text for turn in record.dialogue for text in turn][1:]
         return self.encoder.text_length(record.prompt, [*record.responses.values(), *turns])
 
     def __getitem__(self, index: int) -> EncodedExample:

@@ -3,12 +3,12 @@
 A batch is padded to its longest row, so a shuffled batch of preference pairs whose packed rows run from 93
 to 135 tokens spends 15% of its language-model positions on padding (23% for mDPO, measured on the shapes
 pairs; docs/performance.md). This is Hugging Face's ``group_by_length``: the shuffled order is cut into
-mega-batches of 50 batches (fewer for small datasets, so there are at least 4) and each is sorted by
-length, longest first, so consecutive
-batches (and, under a distributed sampler, consecutive global batches) hold examples of similar length, while
-which examples meet still changes every epoch. ``transformers.trainer_pt_utils.get_length_grouped_indices``
-does the same but draws its own permutation; grouping the resumable sampler's permutation instead keeps a
-resumed run's order exact (``vlmalign.data.sampling``).
+mega-batches of 50 batches (fewer for small datasets, so there are at least 4) and each is sorted by length,
+longest first, so consecutive batches (and, under a distributed sampler, consecutive global batches) hold
+examples of similar length, while which examples meet still changes every epoch.
+``transformers.trainer_pt_utils.get_length_grouped_indices`` does the same but draws its own permutation;
+grouping the resumable sampler's permutation instead keeps a resumed run's order exact
+(``vlmalign.data.sampling``).
 
 It changes which pairs share a batch, so the numbers of a run change too (it is a data option, part of the
 run's identity, not a performance lever that gives the same losses).
