@@ -190,8 +190,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     for path in (output, rejected_path):
         cut = repair_truncated_tail(path)
         if cut is not None:
-            console.print(f"repaired {path}: removed a truncated last line ({len(cut)} characters)",
-                          style="yellow", markup=False)
+            say(console, f"repaired {path}: removed a truncated last line ({len(cut)} characters)", style="yellow")
     todo = [s for s in samples if s.id not in done]
     builder.stats.skipped = len(samples) - len(todo)
     if not meta_path.exists():
@@ -215,6 +214,12 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     return summary
 
 
+def say(console: Console, message: str, style: str | None = None) -> None:
+    """One message on one line whatever the terminal width: without a terminal (CI, a log file) rich wraps at 80
+    columns, which split a long path from the words users and tests grep for."""
+    console.print(message, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
 def print_summary(console: Console, summary: dict[str, Any], output: Path, rejected_path: Path) -> None:
     table = Table(title=f"negatives -> {output}")
     table.add_column("count")
@@ -235,11 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args, console)
     except VlmalignError as error:
-        console.print(f"{PROG}: error: {error}", style="bold red", markup=False, highlight=False, soft_wrap=True)
+        say(console, f"{PROG}: error: {error}", style="bold red")
         return 2
     except KeyboardInterrupt:
-        console.print(f"{PROG}: interrupted; finished samples are kept, rerun the same command to resume",
-                      markup=False)
+        say(console, f"{PROG}: interrupted; finished samples are kept, rerun the same command to resume")
         return 130
     return 0
 
