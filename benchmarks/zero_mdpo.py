@@ -90,10 +90,11 @@ def main() -> None:
         reentrant_checkpointing_for_zero3(backbone)
     parameters = sum(p.numel() for p in backbone.parameters())
     views = ("chosen", "rejected", "chosen_corrupted")
-    data = ShapesDataModule(backbone.processor, views=views, task="preference", image_size=spec.image_size,
+    data = ShapesDataModule(backbone.processor, views=views, task="preference",
+                            world={"image_size": spec.image_size},
                             num_train_scenes=max(4096, args.batch_size * 64), num_val_scenes=8,
                             batch_size=args.batch_size, max_length=spec.max_positions, corruption=RandomResizedCrop(),
-                            corruption_seed=0, max_objects=3)
+                            corruption_seed=0)
     reference = {"frozen": FrozenCopyReference, "lora_disabled": LoraDisabledReference}.get(args.reference)
     reference = reference() if reference else PrecomputedReference(str(work / "reference-cache"))
     objective = Objective({"dpo": DPOTerm(), "conditional": ConditionalTerm(), "anchor": AnchorTerm()})

@@ -8,6 +8,16 @@ import pytest
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# One home for the tiny models the composed configs build (conf/model/tiny_llava.yaml reads VLMALIGN_MODEL_CACHE):
+# the default one pre-trains its vision tower (a minute), so the tests build it once per session, not once per
+# test cache; child processes (multirun, DeepSpeed workers) inherit it.
+if "VLMALIGN_MODEL_CACHE" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["VLMALIGN_MODEL_CACHE"] = tempfile.mkdtemp(prefix="vlmalign-test-models-")
+    atexit.register(shutil.rmtree, os.environ["VLMALIGN_MODEL_CACHE"], ignore_errors=True)
 
 WORDS = "a red green blue circle square at the top left right center . ? is there yes no describe image".split()
 

@@ -67,3 +67,18 @@ def test_bad_model_path_and_dtype_are_config_errors(tiny_checkpoint, tmp_path):
         load_backbone(str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="model.dtype"):
         load_backbone(str(tiny_checkpoint), dtype="float8")
+
+
+def test_prompt_before_image_moves_the_image_tokens_after_the_question():
+    from vlmalign.models.tiny_llava import CHAT_TEMPLATE, PROMPT_FIRST_TEMPLATE, TinyLlavaSpec, build_tiny_llava
+    from vlmalign.models.tokenizer import train_word_tokenizer
+
+    words = "is there a red circle ? describe user assistant :".split()
+    tokenizer = train_word_tokenizer([" ".join(words)], extra_words=words)
+    spec = TinyLlavaSpec(image_size=32, patch_size=8, vision_hidden=32, vision_layers=1, vision_heads=2,
+                         text_hidden=32, text_layers=1, text_heads=2, max_positions=64, prompt_before_image=True)
+    _, processor = build_tiny_llava(spec, tokenizer, seed=0)
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "is there a red circle ?"}]}]
+    text = processor.apply_chat_template(messages, tokenize=False)
+    assert processor.chat_template == PROMPT_FIRST_TEMPLATE != CHAT_TEMPLATE
+    assert text.index("is there a red circle ?") < text.index("<image>")

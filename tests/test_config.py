@@ -91,10 +91,10 @@ def test_missing_key_is_named(tmp_path, cache_dir):
 
 def test_bad_values_are_named(tmp_path, cache_dir, processor):
     cfg = compose_train(["model.image_size=60"], tmp_path, cache_dir)
-    with pytest.raises(ConfigError, match=r"model.image_size=60 is not divisible by model.patch_size=8"):
+    with pytest.raises(ConfigError, match=r"model.image_size=60 is not divisible by model.patch_size=32"):
         build(cfg.model, "model")
-    cfg = compose_train(["data.image_size=8"], tmp_path, cache_dir)
-    with pytest.raises(ConfigError, match=r"data.image_size=8 is out of range"):
+    cfg = compose_train(["world.image_size=8"], tmp_path, cache_dir)
+    with pytest.raises(ConfigError, match=r"world: image_size=8 is out of range"):
         build(cfg.data, "data", processor=processor)
     cfg = compose_train(["+model.vision_widht=3"], tmp_path, cache_dir)
     with pytest.raises(ConfigError, match="vision_widht"):
@@ -113,11 +113,11 @@ def test_cli_help_cfg_and_user_error_without_traceback(tmp_path):
     assert helped.returncode == 0
     assert "objective: apo, cpo, dpo, dpo_sft, hinge, ipo, mdpo, nsft, nsft_kl, sft" in helped.stdout
     assert "reference: frozen, lora_disabled, none, precomputed" in helped.stdout
-    failed = subprocess.run([*cli, "experiment=sft_shapes", "data.image_size=8", "model.image_size=64"],
+    failed = subprocess.run([*cli, "experiment=sft_shapes", "world.image_size=8"],
                             capture_output=True, text=True,
                             env={**env, "VLMALIGN_CACHE": str(tmp_path / "cache")})
     assert failed.returncode == 2
-    assert "data.image_size=8 is out of range" in failed.stderr and "Traceback" not in failed.stderr
+    assert "world: image_size=8 is out of range" in failed.stderr and "Traceback" not in failed.stderr
 
 
 def test_conf_dir_is_the_one_train_uses():

@@ -183,7 +183,7 @@ def test_samples_table_marks_hallucinated_objects_per_image(monkeypatch):
         def log_table(self, key, columns=None, data=None, dataframe=None, step=None):
             self.tables.append((key, columns, data, step))
 
-    evaluator = ShapesEvaluator(split="val", num_scenes=3, image_size=64, pope_samplings=())
+    evaluator = ShapesEvaluator(split="val", num_scenes=3, world={"image_size": 64}, pope_samplings=())
     samples = [{"image_id": s.image_id, "response": "a red circle at the top left."} for s in evaluator.scenes]
     recorder = RecordingWandb()
     log_samples_table([object(), recorder], "val/samples", evaluator, samples, step=7, limit=2)

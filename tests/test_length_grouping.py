@@ -50,7 +50,7 @@ def test_the_grouped_sampler_draws_like_the_shuffled_one_and_resumes_exactly():
 
 def _datamodule(processor, **overrides):
     settings = dict(views=(*VIEWS, "chosen_corrupted"), task="preference", num_train_scenes=48, num_val_scenes=2,
-                    image_size=32, max_length=120, batch_size=4, error_mix={"existence": 1.0},
+                    world={"image_size": 32}, max_length=120, batch_size=4, error_mix={"existence": 1.0},
                     corruption=RandomResizedCrop())
     return ShapesDataModule(processor, **{**settings, **overrides})
 

@@ -49,7 +49,7 @@ def _module(backbone, objective, reference=None):
 
 def _shapes(processor, task, **overrides):
     settings = dict(views=NSFT_VIEWS if task == "nsft" else ("chosen", "rejected"), task=task, num_train_scenes=6,
-                    num_val_scenes=2, image_size=32, max_length=100, batch_size=3, error_mix=MIX)
+                    num_val_scenes=2, world={"image_size": 32}, max_length=100, batch_size=3, error_mix=MIX)
     return ShapesDataModule(processor, **{**settings, **overrides})
 
 
@@ -154,15 +154,19 @@ def test_views_the_task_lacks_are_a_clear_error(tiny_parts):
 
 def test_nsft_jsonl_from_the_builder_cli_gives_the_same_examples(tiny_parts, tmp_path, capsys):
     from vlmalign.negatives.cli import main
+    from vlmalign.negatives.sources import shapes_data_defaults
 
     _, processor = tiny_parts
     out = tmp_path / "nsft_train.jsonl"
     assert main(["--shapes-split", "train", "--num-scenes", "6", "--world-seed", "0", "--min-objects", "1",
-                 "--max-objects", "3", "--plausibility", "1.0", "--num-errors", "1", "--error-mix", "shape=1",
+                 "--max-objects", "3", "--pair-kind", "injected", "--plausibility", "1.0", "--num-errors", "1",
+                 "--error-mix", "shape=1",
                  "-o", str(out)]) == 0
     capsys.readouterr()
-    from_rules = _shapes(processor, "nsft", error_mix={"shape": 1.0})
-    from_file = _shapes(processor, "nsft", negatives_files={"train": str(out), "val": None}, error_mix={"shape": 1.0})
+    world = {**shapes_data_defaults()["world"], "image_size": 32}  # the CLI's world: the composed config's
+    from_rules = _shapes(processor, "nsft", error_mix={"shape": 1.0}, world=world)
+    from_file = _shapes(processor, "nsft", negatives_files={"train": str(out), "val": None}, error_mix={"shape": 1.0},
+                        world=world)
     assert len(from_file.train_set) == 6
     for a, b in zip(from_file.train_set, from_rules.train_set):
         assert (a.sample_id, a.prompt_ids, a.responses) == (b.sample_id, b.prompt_ids, b.responses)

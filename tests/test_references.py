@@ -21,7 +21,7 @@ def _objective():
 
 
 def _datamodule(processor, **overrides):
-    settings = dict(views=VIEWS, task="preference", num_train_scenes=6, num_val_scenes=2, image_size=32,
+    settings = dict(views=VIEWS, task="preference", num_train_scenes=6, num_val_scenes=2, world={"image_size": 32},
                     max_length=80, batch_size=3, corruption=RandomResizedCrop(), corruption_seed=0)
     return ShapesDataModule(processor, **{**settings, **overrides})
 

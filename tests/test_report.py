@@ -164,3 +164,13 @@ def test_unreadable_overrides_name_the_file(tmp_path):
     (run / ".hydra" / "overrides.yaml").write_text("objective: [unclosed")
     with pytest.raises(ReportError, match=r"s/0/\.hydra/overrides\.yaml: cannot be read as YAML"):
         find_runs([tmp_path / "s"])
+
+
+def test_the_final_validation_joins_the_test_metrics_for_selection_on_validation(sweep, capsys):
+    # csv/metrics.csv logs val/chair_i at even steps (curve value / 2): the last one is the run's final validation
+    runs = {r.path.name: r for r in find_runs([sweep])}
+    assert runs["0"].metrics["val/chair_i"] == pytest.approx(0.5 / 2) and runs["0"].metrics["test/chair_i"] == 0.1
+    assert runs["5"].metrics["val/chair_i"] == pytest.approx(0.6 / 2)
+    assert main([str(sweep), "--metrics", "val/chair_i,test/chair_i", "--sort", "val/chair_i"]) == 0
+    table = capsys.readouterr().out
+    assert table.index("objective=dpo") < table.index("objective=mdpo")  # 0.275 vs 0.3 mean val CHAIR_i

@@ -26,7 +26,7 @@ REFERENCE_SETUP = {
 }
 # The groups not covered by the objective and reference tests below: each of their options passes with the
 # defaults, except these data options, which hold other examples than mDPO's and need a matching objective.
-GROUPS = ["model", "data", "corruption", "base", "optimizer", "scheduler", "trainer", "strategy", "logger",
+GROUPS = ["model", "world", "data", "corruption", "base", "optimizer", "scheduler", "trainer", "strategy", "logger",
           "callbacks", "eval", "paths", "experiment", "hparams_search"]
 OTHER_APPS = ["benchmark", "labeler", "splitter"]  # groups of conf/evaluate.yaml and conf/rlaifv.yaml, not train.yaml
 NESTED = ["captions"]  # groups a data option pulls in (conf/data/synth2_mix.yaml), built in tests/synth2
@@ -143,20 +143,30 @@ def test_unresolvable_key_is_named():
 # --- 3. image sizes ------------------------------------------------------------------------------------------------
 
 def test_image_size_not_divisible_by_patch_size():
-    with raises("model.image_size=60 is not divisible by model.patch_size=8"):
+    with raises("model.image_size=60 is not divisible by model.patch_size=32"):
         validate(["model.image_size=60"])
 
 
-@pytest.mark.parametrize("key", ["data.image_size", "eval.image_size"])
-def test_overridden_image_size_differs_from_the_model(key):
-    with raises(f"{key}=32 differs from model.image_size=64", "model.image_size"):
-        validate([f"{key}=32"])
-    validate([f"{key}=64"])  # an override equal to the model's size is harmless
+def test_overridden_image_size_differs_from_the_model():
+    with raises("world.image_size=32 differs from model.image_size=96", "model.image_size"):
+        validate(["world.image_size=32"])
+    validate(["world.image_size=96"])  # an override equal to the model's size is harmless
 
 
-def test_data_image_size_out_of_range():
-    with raises("data.image_size=8 is out of range"):
-        validate(["experiment=sft_shapes", "data.image_size=8", "model.image_size=64"])
+def test_world_settings_are_checked_before_anything_is_built():
+    with raises("world: image_size=8 is out of range"):
+        validate(["experiment=sft_shapes", "world.image_size=8"])
+    with raises("world: min_objects=1, max_objects=12"):
+        validate(["world.max_objects=12"])
+    with raises("world: companion="):
+        validate(["world.companion.circle=triangle"])
+
+
+def test_the_sft_mixture_is_checked_before_the_base_is_built():
+    with raises("data.existence_confusable_negatives=1.5 must be a share in [0, 1]"):
+        validate(["experiment=sft_shapes", "data.existence_confusable_negatives=1.5"])
+    with raises("data.caption_fraction=0.8 and existence_fraction=0.5"):
+        validate(["experiment=sft_shapes", "data.caption_fraction=0.8"])
 
 
 # --- 4. lora_disabled needs LoRA ------------------------------------------------------------------------------------
@@ -210,19 +220,19 @@ def test_batch_size_must_be_positive():
 
 def test_several_problems_are_reported_together():
     with pytest.raises(ConfigError) as error:
-        validate(["reference=none", "data.corruption=null", "model.image_size=60", "data.image_size=64",
+        validate(["reference=none", "data.corruption=null", "model.image_size=60", "world.image_size=64",
                   "trainer.val_check_interval=0", "data.batch_size=0"])
     message = str(error.value)
     assert message.startswith("6 problems in the config")
     bullets = [line for line in message.splitlines() if line.startswith("  - ")]
     assert len(bullets) == 6
     for text in ("reference=none", "data.corruption is null", "model.image_size=60 is not divisible",
-                 "data.image_size=64 differs from model.image_size=60", "trainer.val_check_interval=0",
+                 "world.image_size=64 differs from model.image_size=60", "trainer.val_check_interval=0",
                  "data.batch_size=0"):
         assert sum(text in bullet for bullet in bullets) == 1, text
 
 
 def test_onpolicy_pairs_need_preference_data():
-    with raises("data.onpolicy=true makes preference pairs"):
-        validate(["data=shapes_nsft", "objective=nsft", "reference=none", "data.onpolicy=true"])
-    validate(["objective=dpo", "data.onpolicy=true"])
+    with raises("data.pair_kind=onpolicy makes preference pairs"):
+        validate(["data=shapes_nsft", "objective=nsft", "reference=none", "data.pair_kind=onpolicy"])
+    validate(["objective=dpo", "data.pair_kind=onpolicy"])

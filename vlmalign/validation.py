@@ -20,7 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vlmalign.data.collate import VIEWS as VIEW_SOURCES
-from vlmalign.data.datamodule import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, TASK_VIEWS
+from vlmalign.data.datamodule import TASK_VIEWS
+from vlmalign.data.shapes.world import world_spec
+from vlmalign.data.shapes_sft import SHARES, mixture_problems
 from vlmalign.distributed.checks import deepspeed_problems
 from vlmalign.errors import ConfigError
 from vlmalign.objectives.base import Objective
@@ -33,7 +35,8 @@ _ABSENT = object()
 def validate_run_config(cfg: DictConfig, objective: Objective) -> None:
     """Raise one ConfigError listing every problem of the composed run config ``cfg`` (nothing if it can run)."""
     problems: list[str] = []
-    for check in (_check_reference, _check_views, _check_image_sizes, _check_strategy, _check_trainer_and_batch):
+    for check in (_check_reference, _check_views, _check_image_sizes, _check_world, _check_task_mixture,
+                  _check_strategy, _check_trainer_and_batch):
         try:
             problems.extend(check(cfg, objective))
         except _Unreadable as error:
@@ -100,8 +103,8 @@ def _check_views(cfg: DictConfig, objective: Objective) -> list[str]:
     views = objective.views
     task = _get(cfg, "data.task")
     reported: set[str] = set()
-    if _get(cfg, "data.onpolicy") is True and task != "preference":
-        problems.append("data.onpolicy=true makes preference pairs from the policy's captions, but "
+    if _get(cfg, "data.pair_kind") == "onpolicy" and task != "preference":
+        problems.append("data.pair_kind=onpolicy makes preference pairs from the policy's captions, but "
                         f"data.task={task!r}; use data=shapes_preference")
     if task is not _ABSENT and task not in TASK_VIEWS:
         problems.append(f"data.task={task!r} is not one of {tuple(TASK_VIEWS)}")
@@ -139,19 +142,36 @@ def _check_image_sizes(cfg: DictConfig, objective: Objective) -> list[str]:
     if _is_int(size) and _is_int(patch) and patch > 0 and size % patch:
         problems.append(f"model.image_size={size} is not divisible by model.patch_size={patch}; choose a multiple "
                         f"(e.g. model.image_size={size - size % patch or patch})")
-    for key in ("data.image_size", "eval.image_size"):
+    for key in ("world.image_size", "data.image_size"):
         value = _get(cfg, key)
         if value is _ABSENT or size is _ABSENT or value == size:
             continue
         problems.append(f"{key}={value} differs from model.image_size={size}: the model sees images at its own size "
                         f"(it is the one home of the resolution; {key} normally interpolates "
                         "${model.image_size}); drop the override and set model.image_size instead")
-    data_size = _get(cfg, "data.image_size")
-    if str(_get(cfg, "data._target_")).endswith("ShapesDataModule") and _is_int(data_size) \
-            and not MIN_IMAGE_SIZE <= data_size <= MAX_IMAGE_SIZE:
-        problems.append(f"data.image_size={data_size} is out of range: shapes images must be "
-                        f"{MIN_IMAGE_SIZE}..{MAX_IMAGE_SIZE} pixels (it normally interpolates model.image_size)")
     return problems
+
+
+def _check_world(cfg: DictConfig, objective: Objective) -> list[str]:
+    """Check 3b: the shapes world's settings (WorldSpec checks them: ranges, object counts, prior tables)."""
+    world = _get(cfg, "world")
+    if world is _ABSENT:
+        return []
+    try:
+        world_spec(OmegaConf.to_container(world, resolve=True) if isinstance(world, DictConfig) else world, "world")
+    except ConfigError as error:
+        return [str(error)]
+    return []
+
+
+def _check_task_mixture(cfg: DictConfig, objective: Objective) -> list[str]:
+    """Check 3c: the shapes SFT mixture's fractions and shares (the dataset's own check, run before the base)."""
+    keys = ("caption_fraction", "existence_fraction", "existence_answer", *SHARES)
+    given = {key: _get(cfg, f"data.{key}") for key in keys}
+    given = {key: value for key, value in given.items() if value is not _ABSENT}
+    if not set(keys[:2]) <= set(given) or not all(isinstance(v, (int, float, str)) for v in given.values()):
+        return []
+    return [f"data.{problem}" for problem in mixture_problems(**given)]
 
 
 def _check_strategy(cfg: DictConfig, objective: Objective) -> list[str]:

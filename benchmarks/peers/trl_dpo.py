@@ -78,21 +78,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 # The shapes-preference data of conf/data/shapes_preference.yaml: train split, 1-3 objects, shape-swap errors.
-WORLD = {"split": "train", "min_objects": 1, "max_objects": 3, "error_mix": {"shape": 1.0}}
+WORLD = {"split": "train", "min_objects": 1, "max_objects": 3, "error_mix": {"shape": 1.0}}  # no priors: the
+# benchmark's pairs stay those its recorded numbers were measured on
 
 
 def shapes_pairs(num_pairs: int, seed: int = 0, image_size: int = 64) -> list[dict]:
-    """Pairs 0..num_pairs-1 of ``ShapesPreferenceDataset(world_seed=seed, **WORLD)`` in TRL's vision format.
+    """Pairs 0..num_pairs-1 of ``ShapesPreferenceDataset`` of ``WorldSpec(seed=seed, ...)```` in TRL's vision format.
 
     Deterministic: pair i depends on (seed, i) only. The texts are ``pair["prompt"][0]["content"][1]["text"]``,
     ``pair["chosen"][0]["content"][0]["text"]`` and likewise for ``rejected``.
     """
-    from vlmalign.data.shapes import render_scene
+    from vlmalign.data.shapes import WorldSpec, render_scene
     from vlmalign.data.shapes_preference import ShapesPreferenceDataset
 
     # The encoder is only used by __getitem__; pair_for needs just the scenes and the error knobs.
-    world = ShapesPreferenceDataset(None, WORLD["split"], num_pairs, seed, WORLD["min_objects"],
-                                    WORLD["max_objects"], image_size, error_mix=WORLD["error_mix"])
+    spec = WorldSpec(seed=seed, min_objects=WORLD["min_objects"], max_objects=WORLD["max_objects"],
+                     image_size=image_size)
+    world = ShapesPreferenceDataset(None, WORLD["split"], num_pairs, spec, error_mix=WORLD["error_mix"])
     pairs = []
     for i in range(num_pairs):
         scene, pair = world.pair_for(i)

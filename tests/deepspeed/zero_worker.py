@@ -46,7 +46,7 @@ def datamodule(processor):
     from vlmalign.data.datamodule import ShapesDataModule
 
     return ShapesDataModule(processor, views=VIEWS, task="preference", num_train_scenes=6, num_val_scenes=2,
-                            image_size=32, max_length=80, batch_size=3, corruption=RandomResizedCrop(),
+                            world={"image_size": 32}, max_length=80, batch_size=3, corruption=RandomResizedCrop(),
                             corruption_seed=0)
 
 

@@ -8,10 +8,11 @@ import pytest
 
 from vlmalign.data.shapes import Scene
 from vlmalign.negatives.cli import main
-from vlmalign.negatives.sources import shapes_preference_samples
+from vlmalign.negatives.sources import shapes_data_defaults, shapes_preference_samples
 
 # The error mix is explicit: the defaults come from conf/data/shapes_preference.yaml, which may change.
-SHAPES = ["--shapes-split", "train", "--num-scenes", "12", "--world-seed", "3", "--error-mix", "shape=1,count=1"]
+SHAPES = ["--shapes-split", "train", "--num-scenes", "12", "--world-seed", "3", "--error-mix", "shape=1,count=1",
+          "--pair-kind", "injected"]
 
 
 def lines(path):
@@ -34,7 +35,8 @@ def summary(capsys):
 def test_shapes_split_end_to_end(built):
     out, rows = built
     records = [json.loads(r) for r in rows]
-    expected = shapes_preference_samples("train", 12, 3, 1, 3, {"shape": 1.0, "count": 1.0}, 1.0, 1)
+    world = {**shapes_data_defaults()["world"], "seed": 3}
+    expected = shapes_preference_samples("train", 12, world, {"shape": 1.0, "count": 1.0}, 1.0, 1, "injected")
     assert [r["id"] for r in records] == [s.id for s in expected]  # the pairs training sees, in order
     for record, sample in zip(records, expected):
         assert set(record) == {"id", "scene", "prompt", "chosen", "rejected", "negative_turns"}

@@ -26,7 +26,7 @@ def compose_pipeline(workdir, cache_dir, policy, *extra) -> DictConfig:
     cfg = compose_app("rlaifv", [
         "splitter._target_=tests.rlaifv.helpers.WordClaims", "labeler=oracle",
         "labeler._target_=tests.rlaifv.helpers.ChecksumLabeler", f"policy.init_from={policy}", "rounds=1",
-        "instructions.per_round=4", "instructions.image_size=32", "sampling.num_samples=3",
+        "instructions.per_round=4", "world.image_size=32", "sampling.num_samples=3",
         "sampling.max_new_tokens=6", "train.batch_size=2", "train.epochs=1", f"train.overrides={train}",
         f"workdir={workdir}", *extra], workdir)
     with open_dict(cfg):

@@ -36,8 +36,8 @@ def test_onpolicy_pairs_are_built_once_from_the_policy_captions(tiny_checkpoint,
 
     backbone = load_backbone(str(tiny_checkpoint))
     datamodule = ShapesDataModule(backbone.processor, views=("chosen", "rejected"), task="preference",
-                                  onpolicy=True, onpolicy_cache_dir=str(tmp_path), num_train_scenes=12,
-                                  num_val_scenes=4, image_size=32, max_length=80, batch_size=4)
+                                  pair_kind="onpolicy", onpolicy_cache_dir=str(tmp_path), num_train_scenes=12,
+                                  num_val_scenes=4, world={"image_size": 32}, max_length=80, batch_size=4)
     calls = []
 
     def fake_generate(backbone, images, prompts, max_new_tokens, batch_size):  # a model that swaps one shape
@@ -61,8 +61,8 @@ def test_onpolicy_pairs_are_built_once_from_the_policy_captions(tiny_checkpoint,
     example = datamodule.train_set[0]
     assert set(example.responses) == {"chosen", "rejected"}
     assert datamodule.describe()["onpolicy"]["pairs"]["train"] == len(pairs) and "onpolicy" not in injected
-    again = ShapesDataModule(backbone.processor, views=("chosen", "rejected"), task="preference", onpolicy=True,
+    again = ShapesDataModule(backbone.processor, views=("chosen", "rejected"), task="preference", pair_kind="onpolicy",
                              onpolicy_cache_dir=str(tmp_path), num_train_scenes=12, num_val_scenes=4,
-                             image_size=32, max_length=80, batch_size=4)
+                             world={"image_size": 32}, max_length=80, batch_size=4)
     again.prepare_from_policy(backbone)  # read back from the cache: no second captioning pass
     assert len(calls) == 2 and again.train_set.pairs == pairs

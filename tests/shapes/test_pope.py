@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from vlmalign.data.shapes import Scene, ShapeObject, generate_scenes
+from vlmalign.data.shapes import COLORS, SHAPES, Scene, ShapeObject, generate_scenes
 from vlmalign.eval.pope import POPE_SAMPLINGS, build_pope_probes, pope_metrics
 
 SCENES = generate_scenes("test", 60, min_objects=1, max_objects=4)
@@ -51,10 +51,20 @@ def test_popular_negatives_are_the_most_frequent_absent_pairs():
     assert (first[0].image_id, first[0].color, first[0].shape) == ("a", "blue", "square")
 
 
-def test_adversarial_negatives_are_confusable_and_cooccurring_first():
-    for p in build_pope_probes(SCENES, "adversarial"):
-        if not p.label:
-            assert any(p.color == c or p.shape == s for c, s in PRESENT[p.image_id])
+def test_adversarial_negatives_are_cooccurring_then_confusable_first():
+    together = Counter(frozenset((p, q)) for s in SCENES for p in PRESENT[s.image_id] for q in PRESENT[s.image_id]
+                       if p != q)
+
+    def key(pair, present):
+        return (-sum(together[frozenset((pair, q))] for q in present),
+                not any(pair[0] == c or pair[1] == s for c, s in present))
+
+    for scene in SCENES:
+        present = PRESENT[scene.image_id]
+        chosen = [(p.color, p.shape) for p in build_pope_probes(SCENES, "adversarial") if not p.label
+                  and p.image_id == scene.image_id]
+        others = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in present and (c, s) not in chosen]
+        assert all(key(c, present) <= key(o, present) for c in chosen for o in others)
     # blue circles co-occur with red circles elsewhere, so they come first for a red-circle scene
     hand = [_scene("x", ("red", "circle"))] + [_scene(f"y{i}", ("red", "circle"), ("blue", "circle")) for i in range(3)]
     for seed in range(5):

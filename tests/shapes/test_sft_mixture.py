@@ -2,13 +2,13 @@
 
 import pytest
 
-from vlmalign.data.shapes import CAPTION_PROMPTS, parse_mentions, parse_yes_no
+from vlmalign.data.shapes import CAPTION_PROMPTS, WorldSpec, parse_mentions, parse_yes_no
 from vlmalign.data.shapes_sft import ShapesSFTDataset
 
 
 def _dataset(**mixture) -> ShapesSFTDataset:
     # text_for never encodes, so no processor is needed
-    return ShapesSFTDataset(None, "train", 40, world_seed=0, min_objects=1, max_objects=3, image_size=64, **mixture)
+    return ShapesSFTDataset(None, "train", 40, WorldSpec(image_size=64), **mixture)
 
 
 def _asked(question: str) -> tuple[str, str]:
@@ -47,3 +47,35 @@ def test_direct_existence_answers_are_one_word_and_the_mixture_is_unchanged_by_t
 def test_an_unknown_answer_format_is_refused_by_name():
     with pytest.raises(ValueError, match="existence_answer='sometimes'.*direct.*describe_first"):
         _dataset(existence_answer="sometimes")
+
+
+def _existence_examples(**negatives):
+    data = ShapesSFTDataset(None, "train", 1500, WorldSpec(color_prior=0.5, cooccurrence=0.5), caption_fraction=0.0,
+                            existence_fraction=1.0, **negatives)
+    return [data.text_for(i) for i in range(len(data))]
+
+
+def test_existence_curriculum_and_negative_kinds_follow_their_knobs():
+    world = WorldSpec(color_prior=0.5, cooccurrence=0.5)
+    plain = _existence_examples()
+    assert all(not scene.image_id.endswith("/single") for scene, _, _ in plain)
+    shaped = _existence_examples(existence_single_object=0.5, existence_likely_negatives=1.0,
+                                 existence_confusable_negatives=0.0)
+    single = [scene for scene, _, _ in shaped if scene.image_id.endswith("/single")]
+    assert abs(len(single) / len(shaped) - 0.5) < 0.05 and all(len(s.objects) == 1 for s in single)
+    for scene, question, answer in shaped:  # every "no" names what the priors expect beside the objects ...
+        present = {o.identity for o in scene.objects}
+        truth = _asked(question) in present
+        assert parse_yes_no(answer) is truth
+        likely = [p for p in world.expected_beside(scene) if p not in present]
+        if not truth and likely:  # ... when the priors expect one that is absent
+            assert _asked(question) in likely, (scene, question)
+
+    def same_colour_share(examples) -> float:
+        no = [(scene, _asked(q)) for scene, q, a in examples if a == "no"]
+        return sum(any(o.color == color for o in scene.objects) for scene, (color, _) in no) / len(no)
+
+    assert same_colour_share(_existence_examples(existence_confusable_negatives=1.0)) == 1.0
+    assert same_colour_share(_existence_examples(existence_confusable_negatives=0.0)) < 0.6
+    with pytest.raises(ValueError, match="existence_confusable_negatives=2"):
+        _dataset(existence_confusable_negatives=2)

@@ -28,7 +28,9 @@ def generator_dir(synth2_cache, tmp_path_factory):
 
 
 @pytest.fixture()
-def backbone(synth2_cache):
-    from vlmalign.models.loader import tiny_llava_backbone
+def backbone(synth2_cache, tmp_path):
+    """The generator's model as the config builds it (conf/model/tiny_llava.yaml), fresh for each test."""
+    from hydra.utils import instantiate
 
-    return tiny_llava_backbone(str(synth2_cache / "models"))
+    cfg = compose_app("synth2_generator", [*GENERATOR, f"paths.cache_dir={synth2_cache}"], tmp_path)
+    return instantiate(cfg.model)

@@ -25,10 +25,10 @@ def test_real_slots_without_real_scenes_and_unknown_views_are_named(backbone, ge
     datamodule(backbone, generator_dir, ratio=1.0, num_real_scenes=0)  # all synthetic: no real slot to fill
     with pytest.raises(ConfigError, match=r"needs views \['rejected'\].*use objective=synth2"):
         datamodule(backbone, generator_dir, views=("chosen", "rejected"))
-    with pytest.raises(ConfigError, match="data.min_objects=3, data.max_objects=2"):
-        datamodule(backbone, generator_dir, min_objects=3, max_objects=2)
-    with pytest.raises(ConfigError, match="data.image_size=16 is out of range"):
-        datamodule(backbone, generator_dir, image_size=16)
+    with pytest.raises(ConfigError, match="world: min_objects=3, max_objects=2"):
+        datamodule(backbone, generator_dir, world={"min_objects": 3, "max_objects": 2})
+    with pytest.raises(ConfigError, match="world: image_size=16 is out of range"):
+        datamodule(backbone, generator_dir, world={"image_size": 16})
 
 
 def test_a_damaged_generator_spec_is_named(tmp_path, generator_dir):
@@ -51,9 +51,9 @@ def test_an_embedding_for_another_model_is_a_data_error(backbone):
     from PIL import Image
 
     encoder = SequenceEncoder(backbone.processor, 160)
-    with pytest.raises(DataError, match="the embedding has 16 tokens but the model's prompt has 64"):
+    with pytest.raises(DataError, match="the embedding has 16 tokens but the model's prompt has 9"):
         encoder.encode_embedded("s", torch.zeros(16, 128), "describe the image .", {"chosen": "a red circle ."},
-                                Image.new("RGB", (64, 64)))
+                                Image.new("RGB", (96, 96)))
 
 
 def test_a_family_without_a_plain_projector_refuses_embeddings(backbone):

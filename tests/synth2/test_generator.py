@@ -17,22 +17,22 @@ from vlmalign.pipelines.synth2.train_generator import evaluate_generator, fit_ge
 def test_output_shape_and_dtype_match_the_vision_tower(backbone, generator_dir):
     generator = load_generator(generator_dir)
     scenes = generate_scenes("val", 3)
-    real = vision_embeddings_of(backbone, [render_scene(s, 64) for s in scenes])
+    real = vision_embeddings_of(backbone, [render_scene(s, 96) for s in scenes])
     synthetic = generator.embed(["a large red circle at the top left .", "a small blue square at the center .",
                                  "the image shows two objects : a red circle and a blue square ."])
-    assert synthetic.shape == real.shape == (3, 64, 128)  # 8x8 patches of the 128-wide tower
+    assert synthetic.shape == real.shape == (3, 9, 128)  # 3x3 patches of the 128-wide tower
     assert synthetic.dtype == real.dtype
     # ... and the projector takes it as it takes the tower's output: same image features per image
     with torch.no_grad():
         from_pixels = backbone.image_features({"pixel_values": backbone.processor.image_processor(
-            [render_scene(s, 64) for s in scenes], return_tensors="pt")["pixel_values"]})
+            [render_scene(s, 96) for s in scenes], return_tensors="pt")["pixel_values"]})
         from_embeddings = backbone.image_features({"vision_embeddings": synthetic})
     assert [f.shape for f in from_embeddings] == [f.shape for f in from_pixels]
     assert [f.dtype for f in from_embeddings] == [f.dtype for f in from_pixels]
 
 
 def test_vision_embeddings_are_the_projector_input(backbone):
-    pixels = backbone.processor.image_processor([render_scene(generate_scenes("val", 1)[0], 64)],
+    pixels = backbone.processor.image_processor([render_scene(generate_scenes("val", 1)[0], 96)],
                                                 return_tensors="pt")["pixel_values"]
     with torch.no_grad():
         embedding = backbone.vision_embeddings(pixels)
@@ -49,7 +49,7 @@ def test_checkpoint_records_what_it_was_trained_on_and_reloads_identically(gener
 
 
 def test_fitting_lowers_the_loss_and_is_deterministic(backbone):
-    pairs = real_pairs(backbone, generate_scenes("train", 12), 64, captions_per_scene=2, seed=0)
+    pairs = real_pairs(backbone, generate_scenes("train", 12), 96, captions_per_scene=2, seed=0)
     tokenizer = backbone.processor.tokenizer
     spec = generator_spec(tokenizer, pairs, hidden=32, layers=1, heads=2)
     fit = dict(steps=30, batch_size=8, lr=3e-3, weight_decay=0.0, warmup_steps=0, seed=0, log_every=29)

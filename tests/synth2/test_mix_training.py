@@ -44,7 +44,7 @@ def test_every_batch_has_the_configured_composition(backbone, generator_dir):
     for batch in list(loader)[:4]:
         assert batch["views"]["synthetic"]["input_ids"].shape[0] == 2  # round(8 * 0.25)
         assert batch["views"]["chosen"]["input_ids"].shape[0] == 6
-        assert batch["pixel_values"].shape[0] == 6 and batch["vision_embeddings"].shape == (2, 64, 128)
+        assert batch["pixel_values"].shape[0] == 6 and batch["vision_embeddings"].shape == (2, 9, 128)
         assert all(s.startswith("synth-") for s in batch["sample_ids"][6:])
         assert not any(s.startswith("synth-") for s in batch["sample_ids"][:6])
 

@@ -7,7 +7,8 @@ from vlmalign.data.corruptions import ImageCorruption
 from vlmalign.data.encoding import SequenceEncoder
 from vlmalign.data.nsft import NSFTJsonlDataset, ShapesNSFTDataset
 from vlmalign.data.shapes.preference import check_preference_knobs
-from vlmalign.data.shapes_preference import PolicyCaptionPairs, ShapesPreferenceDataset
+from vlmalign.data.shapes.world import WorldSpec, world_spec
+from vlmalign.data.shapes_preference import PAIR_KINDS, PolicyCaptionPairs, ShapesPreferenceDataset
 from vlmalign.data.shapes_sft import ShapesSFTDataset
 from vlmalign.data.split_datamodule import SplitDataModule, consumed_train_batches  # noqa: F401 (re-exported)
 from vlmalign.errors import ConfigError, DataError
@@ -17,21 +18,6 @@ PREFERENCE_VIEWS = ("chosen", "rejected", "chosen_corrupted", "rejected_corrupte
 # The views each task's examples have; nsft = the preference pairs plus nSFT's corrective dialogue.
 TASK_VIEWS = {"sft": ("chosen",), "preference": PREFERENCE_VIEWS, "nsft": (*PREFERENCE_VIEWS, "negatives")}
 
-MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 24, 1024
-
-
-def check_scene_settings(image_size: int, min_objects: int, max_objects: int) -> None:
-    """The shapes-world knobs every shapes datamodule takes, checked before any scene is drawn."""
-    if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
-        raise ConfigError(
-            f"data.image_size={image_size} is out of range: shapes images must be "
-            f"{MIN_IMAGE_SIZE}..{MAX_IMAGE_SIZE} pixels (it normally interpolates model.image_size)"
-        )
-    if not 1 <= min_objects <= max_objects <= 9:
-        raise ConfigError(
-            f"data.min_objects={min_objects}, data.max_objects={max_objects}: need 1 <= min <= max <= 9 "
-            "(one object per cell of the 3x3 grid)"
-        )
 
 
 class ShapesDataModule(SplitDataModule):
@@ -51,10 +37,14 @@ class ShapesDataModule(SplitDataModule):
         caption_fraction: float = 0.75,
         existence_fraction: float = 0.25,
         existence_answer: str = "direct",
+        existence_single_object: float = 0.0,
+        existence_likely_negatives: float = 0.0,
+        existence_confusable_negatives: float = 0.5,
         error_mix: dict | None = None,
         plausibility: float = 1.0,
         num_errors: int = 1,
-        onpolicy: bool = False,
+        pair_kind: str = "injected",
+        blank_images: bool = False,
         onpolicy_cache_dir: str | None = None,
         onpolicy_max_new_tokens: int = 48,
         negatives_files: dict | None = None,
@@ -62,10 +52,7 @@ class ShapesDataModule(SplitDataModule):
         corruption_seed: int = 0,
         num_train_scenes: int = 8000,
         num_val_scenes: int = 128,
-        world_seed: int = 0,
-        min_objects: int = 1,
-        max_objects: int = 3,
-        image_size: int = 64,
+        world: WorldSpec | dict | None = None,
         max_length: int = 160,
         batch_size: int = 16,
         num_workers: int = 0,
@@ -73,7 +60,7 @@ class ShapesDataModule(SplitDataModule):
         group_by_length: bool = False,
     ) -> None:
         super().__init__()
-        check_scene_settings(image_size, min_objects, max_objects)
+        world = world_spec(world or {}, "world")
         if task not in TASKS:
             raise ConfigError(f"data.task={task!r} is not one of {TASKS}")
         if task == "sft" and set(views) - {"chosen"}:
@@ -89,8 +76,11 @@ class ShapesDataModule(SplitDataModule):
         if files and (task != "nsft" or set(files) - {"train", "val"}):
             raise ConfigError(f"data.negatives_files={dict(files)}: only data.task=nsft reads nSFT files, keyed by "
                               "split (train, val)")
+        if pair_kind not in PAIR_KINDS:
+            raise ConfigError(f"data.pair_kind={pair_kind!r} is not one of {PAIR_KINDS}")
+        onpolicy = pair_kind == "onpolicy"
         if onpolicy and (task != "preference" or not onpolicy_cache_dir):
-            raise ConfigError(f"data.onpolicy=true needs data.task=preference (got {task!r}) and "
+            raise ConfigError(f"data.pair_kind=onpolicy needs data.task=preference (got {task!r}) and "
                               "data.onpolicy_cache_dir (where the policy's caption pairs are cached)")
         self.onpolicy = dict(cache_dir=onpolicy_cache_dir, max_new_tokens=onpolicy_max_new_tokens) if onpolicy else None
         if batch_size < 1 or num_train_scenes < 1:
@@ -99,31 +89,38 @@ class ShapesDataModule(SplitDataModule):
         self.collator = MultiViewCollator(processor.tokenizer.pad_token_id, tuple(views), corruption, corruption_seed)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.shuffle_seed, self.group_by_length = shuffle_seed, group_by_length
-        common = dict(world_seed=world_seed, min_objects=min_objects, max_objects=max_objects, image_size=image_size)
+        common = dict(world=world)
         if task in ("preference", "nsft"):
             try:
                 check_preference_knobs(error_mix, plausibility, num_errors)
             except ValueError as error:
                 raise ConfigError(f"data: {error}") from error
-            knobs = dict(error_mix=error_mix, plausibility=plausibility, num_errors=num_errors)
+            knobs = dict(error_mix=error_mix, plausibility=plausibility, num_errors=num_errors,
+                         pair_kind="injected" if onpolicy else pair_kind, blank_images=blank_images)
             pairs = ShapesPreferenceDataset if task == "preference" else ShapesNSFTDataset
             splits = {}
             for split, size in (("train", num_train_scenes), ("val", num_val_scenes)):
-                splits[split] = (NSFTJsonlDataset(self.encoder, files[split], image_size) if split in files
+                splits[split] = (NSFTJsonlDataset(self.encoder, files[split], world.image_size) if split in files
                                  else pairs(self.encoder, split, size, **common, **knobs))
             self.train_set, self.val_set = splits["train"], splits["val"]
         else:
             mixture = dict(caption_fraction=caption_fraction, existence_fraction=existence_fraction,
-                           existence_answer=existence_answer)
+                           existence_answer=existence_answer, existence_single_object=existence_single_object,
+                           existence_likely_negatives=existence_likely_negatives,
+                           existence_confusable_negatives=existence_confusable_negatives)
             try:
                 self.train_set = ShapesSFTDataset(self.encoder, "train", num_train_scenes, **common, **mixture)
                 self.val_set = ShapesSFTDataset(self.encoder, "val", num_val_scenes, **common, **mixture)
             except ValueError as error:
                 raise ConfigError(f"data: {error}") from error
-        self._description = {"task": task, "train": num_train_scenes, "val": num_val_scenes, **common,
+        self._description = {"task": task, "train": num_train_scenes, "val": num_val_scenes, "world": world.to_dict(),
                              "max_length": max_length, "error_mix": error_mix, "plausibility": plausibility,
-                             "num_errors": num_errors, "caption_fraction": caption_fraction,
+                             "num_errors": num_errors, "pair_kind": pair_kind,
+                             "blank_images": blank_images, "caption_fraction": caption_fraction,
                              "existence_fraction": existence_fraction,
+                             "existence_single_object": existence_single_object,
+                             "existence_likely_negatives": existence_likely_negatives,
+                             "existence_confusable_negatives": existence_confusable_negatives,
                              "corruption": getattr(corruption, "name", None), "corruption_seed": corruption_seed}
         if files:  # the file, not the knobs, fixes the pairs and turns of those splits
             self._description["negatives_files"] = {split: {"path": str(files[split]), "sha256": splits[split].digest()}
@@ -142,8 +139,8 @@ class ShapesDataModule(SplitDataModule):
             scenes = getattr(self, f"{split}_set")
             pairs, policy = cached_caption_pairs(backbone, scenes, self._description, **self.onpolicy)
             if not pairs:
-                raise DataError(f"data.onpolicy: the policy's {split} captions have no correctable shape error "
-                                f"in {len(scenes)} scenes, so there are no pairs to train on")
+                raise DataError(f"data.pair_kind=onpolicy: the policy's {split} captions have no correctable shape "
+                                f"error in {len(scenes)} scenes, so there are no pairs to train on")
             setattr(self, f"{split}_set", PolicyCaptionPairs(scenes, pairs))
             counts[split] = len(pairs)
         self._description["onpolicy"] = {"policy": policy, "pairs": counts,

@@ -68,12 +68,8 @@ class FileDataModule(SplitDataModule):
         num_workers: int = 0,
         shuffle_seed: int = 0,
         group_by_length: bool = False,
-        # The shapes evaluations' scenes (conf/eval/shapes.yaml and the hallucination_eval callback read them
-        # from data.*); they change no file example.
+        # The shapes validation callback reads its scene count from data.num_val_scenes; it changes no example.
         num_val_scenes: int = 64,
-        world_seed: int = 0,
-        min_objects: int = 1,
-        max_objects: int = 3,
     ) -> None:
         super().__init__()
         if task != adapter.task:

@@ -56,7 +56,7 @@ class ShapesNSFTDataset(ShapesPreferenceDataset):
 
     def __getitem__(self, index: int) -> EncodedExample:
         scene, pair = self.pair_for(index)
-        image = render_scene(scene, self.image_size)
+        image = render_scene(scene, self.world.image_size)
         return encode_nsft_example(self.encoder, scene.image_id, image, pair.prompt, pair.chosen, pair.rejected,
                                    corrective_turns(scene, pair.rejected), {"errors": pair.errors})
 

@@ -93,7 +93,7 @@ class ShapesClaimsDataset(ShapesSFTDataset):
     def text_for(self, index: int) -> tuple[Scene, str, str]:
         scene = self.scenes[index // 2]
         true = index % 2 == 0
-        rng = random.Random(f"{self.world_seed}:{self.split}:claims:{index}")
+        rng = random.Random(f"{self.world.seed}:{self.split}:claims:{index}")
         claim = verification_question(scene, rng, true, self.whole_response_fraction)
         return scene, claim.question, f"{rationale(claim, scene, rng)} {'yes' if true else 'no'}"
 
@@ -108,7 +108,6 @@ def claims_datamodule(processor, views: tuple[str, ...] = ("chosen",), whole_res
     for split in ("train", "val"):  # the same scenes as the SFT splits just built, asked about instead of captioned
         scenes = getattr(module, f"{split}_set")
         setattr(module, f"{split}_set", ShapesClaimsDataset(
-            module.encoder, split, scenes.num_scenes, scenes.world_seed, scenes.min_objects, scenes.max_objects,
-            scenes.image_size, whole_response_fraction=whole_response_fraction))
+            module.encoder, split, scenes.num_scenes, scenes.world, whole_response_fraction=whole_response_fraction))
     module._description.update(task="claims", whole_response_fraction=whole_response_fraction)
     return module

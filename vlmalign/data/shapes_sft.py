@@ -4,7 +4,7 @@ Captions teach description (scored by CHAIR/Cover); existence questions ("is the
 the image ?") teach the yes/no answering that POPE probes; attribute, count and spatial questions
 add grounding signal. ``existence_answer=describe_first`` writes a faithful caption before the yes/no word, so
 the answer could be read off the model's own description instead of the image (docs/foundation.md measures it:
-the captions improve, the answer stays at chance). Everything is a function of (world_seed, split, index), so
+the captions improve, the answer stays at chance). Everything is a function of (world, split, index), so
 any example can be regenerated exactly, in any process.
 """
 
@@ -16,10 +16,24 @@ from functools import cached_property
 from torch.utils.data import Dataset
 
 from vlmalign.data.encoding import EncodedExample, SequenceEncoder
-from vlmalign.data.shapes import CAPTION_PROMPTS, Scene, describe, generate_scenes, questions, render_scene
+from vlmalign.data.shapes import CAPTION_PROMPTS, Scene, WorldSpec, describe, questions, render_scene
 
 OTHER_QUESTIONS = ("attribute", "count", "spatial")
 EXISTENCE_ANSWERS = ("direct", "describe_first")
+SHARES = ("existence_single_object", "existence_likely_negatives", "existence_confusable_negatives")
+
+
+def mixture_problems(caption_fraction: float = 0.75, existence_fraction: float = 0.25, existence_answer: str = "direct",
+                     **shares: float) -> list[str]:
+    """What is wrong with a task mixture (empty when it can be drawn); the dataset and the config check share it."""
+    problems = []
+    if not (0 <= caption_fraction and 0 <= existence_fraction and caption_fraction + existence_fraction <= 1):
+        problems.append(f"caption_fraction={caption_fraction} and existence_fraction={existence_fraction} must be "
+                        ">= 0 and sum to at most 1 (the rest are other questions)")
+    problems += [f"{name}={share} must be a share in [0, 1]" for name, share in shares.items() if not 0 <= share <= 1]
+    if existence_answer not in EXISTENCE_ANSWERS:
+        problems.append(f"existence_answer={existence_answer!r} is not one of {EXISTENCE_ANSWERS}")
+    return problems
 
 
 class ShapesSFTDataset(Dataset):
@@ -28,31 +42,32 @@ class ShapesSFTDataset(Dataset):
         encoder: SequenceEncoder,
         split: str,
         num_scenes: int,
-        world_seed: int,
-        min_objects: int,
-        max_objects: int,
-        image_size: int,
+        world: WorldSpec,
         caption_fraction: float = 0.75,
         existence_fraction: float = 0.25,
         existence_answer: str = "direct",
+        existence_single_object: float = 0.0,
+        existence_likely_negatives: float = 0.0,
+        existence_confusable_negatives: float = 0.5,
     ) -> None:
-        if not (0 <= caption_fraction and 0 <= existence_fraction and caption_fraction + existence_fraction <= 1):
-            raise ValueError(f"caption_fraction={caption_fraction} and existence_fraction={existence_fraction} "
-                             "must be >= 0 and sum to at most 1 (the rest are other questions)")
-        if existence_answer not in EXISTENCE_ANSWERS:
-            raise ValueError(f"existence_answer={existence_answer!r} is not one of {EXISTENCE_ANSWERS}")
+        problems = mixture_problems(caption_fraction=caption_fraction, existence_fraction=existence_fraction,
+                                    existence_answer=existence_answer, existence_single_object=existence_single_object,
+                                    existence_likely_negatives=existence_likely_negatives,
+                                    existence_confusable_negatives=existence_confusable_negatives)
+        if problems:
+            raise ValueError("; ".join(problems))
         self.caption_fraction, self.existence_fraction = caption_fraction, existence_fraction
-        self.existence_answer = existence_answer
+        self.existence_answer, self.existence_single_object = existence_answer, existence_single_object
+        self.existence_likely_negatives = existence_likely_negatives
+        self.existence_confusable_negatives = existence_confusable_negatives
         self.encoder = encoder
         self.split = split
         self.num_scenes = num_scenes
-        self.world_seed = world_seed
-        self.min_objects, self.max_objects = min_objects, max_objects
-        self.image_size = image_size
+        self.world = world
 
     @cached_property
     def scenes(self) -> list[Scene]:
-        return generate_scenes(self.split, self.num_scenes, self.world_seed, self.min_objects, self.max_objects)
+        return self.world.scenes(self.split, self.num_scenes)
 
     def __len__(self) -> int:
         return 2 * self.num_scenes
@@ -60,12 +75,20 @@ class ShapesSFTDataset(Dataset):
     def text_for(self, index: int) -> tuple[Scene, str, str]:
         """(scene, prompt, response) of example ``index``, the task drawn from the mixture."""
         scene = self.scenes[index // 2]
-        rng = random.Random(f"{self.world_seed}:{self.split}:sft:{index}")
+        rng = random.Random(f"{self.world.seed}:{self.split}:sft:{index}")
         draw = rng.random()
         if draw < self.caption_fraction:
             return scene, rng.choice(CAPTION_PROMPTS), describe(scene, rng)
         kinds = ("existence",) if draw < self.caption_fraction + self.existence_fraction else OTHER_QUESTIONS
-        kind, question, answer = rng.choice(questions(scene, rng, kinds))
+        if kinds == ("existence",) and self.existence_single_object and rng.random() < self.existence_single_object:
+            # One of the scene's objects alone: the answer is then a match of the question against the only object,
+            # which needs no search over the image; it gives the answer position a gradient to start on before
+            # it must find one object among several (docs/foundation.md, "World v3").
+            scene = Scene(f"{scene.image_id}/single", (rng.choice(scene.objects),))
+        negatives = dict(likely_absent=self.world.expected_beside(scene),
+                         likely_negatives=self.existence_likely_negatives,
+                         confusable_negatives=self.existence_confusable_negatives)
+        kind, question, answer = rng.choice(questions(scene, rng, kinds, **negatives))
         if kind == "existence" and self.existence_answer == "describe_first":
             answer = f"{describe(scene, rng)} {answer} ."
         return scene, question, answer
@@ -76,5 +99,5 @@ class ShapesSFTDataset(Dataset):
 
     def __getitem__(self, index: int) -> EncodedExample:
         scene, prompt, response = self.text_for(index)
-        image = render_scene(scene, self.image_size)
+        image = render_scene(scene, self.world.image_size)
         return self.encoder.encode(f"{scene.image_id}#{index % 2}", image, prompt, {"chosen": response})

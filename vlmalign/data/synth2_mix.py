@@ -29,9 +29,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from vlmalign.data.datamodule import check_scene_settings
 from vlmalign.data.encoding import EncodedExample, SequenceEncoder, pad_sequences
-from vlmalign.data.shapes import CAPTION_PROMPTS
+from vlmalign.data.shapes import CAPTION_PROMPTS, WorldSpec, world_spec
 from vlmalign.data.shapes_sft import ShapesSFTDataset
 from vlmalign.data.split_datamodule import SplitDataModule, consumed_train_batches
 from vlmalign.errors import ConfigError
@@ -147,17 +146,14 @@ class Synth2MixDataModule(SplitDataModule):
         num_synthetic: int = 4000,
         num_real_scenes: int = 1000,
         num_val_scenes: int = 64,
-        world_seed: int = 0,
-        min_objects: int = 1,
-        max_objects: int = 3,
-        image_size: int = 64,
+        world: WorldSpec | dict | None = None,
         max_length: int = 160,
         batch_size: int = 16,
         num_workers: int = 0,
         shuffle_seed: int = 0,
     ) -> None:
         super().__init__()
-        check_scene_settings(image_size, min_objects, max_objects)
+        world = world_spec(world or {}, "world")
         if not 0.0 <= synthetic_ratio <= 1.0:
             raise ConfigError(f"data.synthetic_ratio={synthetic_ratio} must be in [0, 1] (the synthetic share of "
                               "a batch)")
@@ -180,22 +176,23 @@ class Synth2MixDataModule(SplitDataModule):
                               f"objective only reads views {list(views)}: they would be dropped; use objective=synth2")
         self.generator_path = str(generator_path)
         self.generator = load_generator(generator_path)
-        self.caption_source, self.num_synthetic, self.image_size = captions, num_synthetic, image_size
+        self.caption_source, self.num_synthetic, self.image_size = captions, num_synthetic, world.image_size
         self.encoder = SequenceEncoder(processor, max_length)
         self.collator = MixCollator(processor.tokenizer.pad_token_id)
         self.batch_size, self.num_workers, self.shuffle_seed = batch_size, num_workers, shuffle_seed
-        common = dict(world_seed=world_seed, min_objects=min_objects, max_objects=max_objects, image_size=image_size,
-                      caption_fraction=1.0, existence_fraction=0.0)
+        common = dict(world=world, caption_fraction=1.0, existence_fraction=0.0)
         self.real_set = ShapesSFTDataset(self.encoder, "train", num_real_scenes, **common)
         self.val_set = ShapesSFTDataset(self.encoder, "val", num_val_scenes, **common)
         trained_on = self.generator.meta.get("real", {})
-        if trained_on.get("num_scenes", 0) > num_real_scenes or trained_on.get("world_seed", world_seed) != world_seed:
+        same_world = trained_on.get("world", world.to_dict()) == world.to_dict()
+        if trained_on.get("num_scenes", 0) > num_real_scenes or not same_world:
             log.warning("the generator was trained on %s real scenes of world %s, more than this run's real budget "
-                        "(%d of world %d): the comparison with real-only training is not like for like",
-                        trained_on.get("num_scenes"), trained_on.get("world_seed"), num_real_scenes, world_seed)
+                        "(%d of world %s) or another world: the comparison with real-only training is not like for "
+                        "like", trained_on.get("num_scenes"), trained_on.get("world"), num_real_scenes, world.to_dict())
         self._description = {"task": "synth2_mix", "synthetic_ratio": synthetic_ratio,
                              "synthetic_per_batch": self.synthetic_per_batch, "num_real_scenes": num_real_scenes,
-                             "num_synthetic": num_synthetic, "val": num_val_scenes, **common, "max_length": max_length,
+                             "num_synthetic": num_synthetic, "val": num_val_scenes, "world": world.to_dict(),
+                             "max_length": max_length,
                              "captions": getattr(captions, "identity", None), "generator": self.generator_path,
                              "generator_meta": {k: self.generator.meta.get(k) for k in ("real", "held_out")}}
 

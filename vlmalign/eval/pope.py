@@ -4,11 +4,16 @@ Positives ask "is there a {color} {shape} in the image ?" once per (colour, shap
 as many negatives ask about absent pairs, sampled
 
 - ``random``: uniformly among absent pairs;
-- ``popular``: the absent pairs most frequent across the given scenes (one global ranking, ties
+- ``popular``: the absent pairs most frequent in the statistics (one global ranking, ties
   broken by a seeded shuffle), which probes a prior for common objects;
-- ``adversarial``: absent pairs sharing the shape or the colour of a present object (the confusable
-  ones: a model that confuses shapes says "yes" to them), those co-occurring most often with the
-  scene's pairs across the given scenes first; then random absent pairs if too few are confusable.
+- ``adversarial``: the absent pairs co-occurring most often with the scene's pairs in the statistics (POPE's
+  rule); among equally co-occurring ones, those sharing the shape or the colour of a present object first (the
+  confusable ones: a model that confuses shapes says "yes" to them), then a seeded shuffle.
+
+The statistics are object frequencies and pair co-occurrences counted over a set of scenes: by default the
+probed scenes themselves, or (``PopeStatistics.of_world``) the training distribution of a world, as POPE counts
+them over COCO's annotations. On world v3 the latter are the language priors (usual colours, companion
+shapes), so popular and adversarial negatives are exactly the objects a prior-led model names when absent.
 """
 
 from __future__ import annotations
@@ -22,6 +27,23 @@ from vlmalign.data.shapes.world import COLORS, SHAPES, Scene
 
 POPE_SAMPLINGS = ("random", "popular", "adversarial")
 ALL_PAIRS = [(c, s) for c in COLORS for s in SHAPES]
+
+
+@dataclass(frozen=True)
+class PopeStatistics:
+    frequency: Counter  # (colour, shape) -> objects
+    cooccurrence: Counter  # frozenset of two (colour, shape) pairs -> scenes holding both
+
+    @classmethod
+    def of_scenes(cls, scenes: Sequence[Scene]) -> PopeStatistics:
+        identities = [sorted({o.identity for o in scene.objects}) for scene in scenes]
+        return cls(Counter(o.identity for scene in scenes for o in scene.objects),
+                   Counter(frozenset((p, q)) for present in identities for p in present for q in present if p != q))
+
+    @classmethod
+    def of_world(cls, world, num_scenes: int = 4000) -> PopeStatistics:
+        """Counted over ``num_scenes`` training scenes of ``world`` (a WorldSpec): its priors, estimated."""
+        return cls.of_scenes(world.scenes("train", num_scenes))
 
 
 @dataclass(frozen=True)
@@ -45,27 +67,31 @@ def _negatives(present: list[tuple[str, str]], wanted: int, sampling: str, rng: 
         return rng.sample(absent, min(wanted, len(absent)))
     if sampling == "popular":
         return sorted(absent, key=popularity.__getitem__)[:wanted]
-    confusable = [p for p in absent if any(p[0] == c or p[1] == s for c, s in present)]
     tiebreak = {p: rng.random() for p in absent}
-    confusable.sort(key=lambda p: (-sum(cooccurrence[frozenset((p, q))] for q in present), tiebreak[p]))
-    rest = sorted((p for p in absent if p not in confusable), key=tiebreak.__getitem__)
-    return (confusable + rest)[:wanted]
+
+    def rank(p: tuple[str, str]) -> tuple:
+        confusable = any(p[0] == c or p[1] == s for c, s in present)
+        return -sum(cooccurrence[frozenset((p, q))] for q in present), not confusable, tiebreak[p]
+
+    return sorted(absent, key=rank)[:wanted]
 
 
 def build_pope_probes(
-    scenes: Sequence[Scene], sampling: str, seed: int = 0, negatives_per_image: int | None = None
+    scenes: Sequence[Scene], sampling: str, seed: int = 0, negatives_per_image: int | None = None,
+    statistics: PopeStatistics | None = None,
 ) -> list[PopeProbe]:
-    """Per scene: its positives, then its negatives. Deterministic in (scenes, sampling, seed)."""
+    """Per scene: its positives, then its negatives. Deterministic in (scenes, sampling, seed, statistics);
+    ``statistics`` default to those of ``scenes``."""
     if sampling not in POPE_SAMPLINGS:
         raise ValueError(f"POPE sampling {sampling!r} is not one of {POPE_SAMPLINGS}")
     if negatives_per_image is not None and negatives_per_image < 0:
         raise ValueError(f"negatives_per_image={negatives_per_image} must be >= 0 (or None: as many as positives)")
     identities = [sorted({o.identity for o in scene.objects}) for scene in scenes]
-    frequency = Counter(o.identity for scene in scenes for o in scene.objects)
+    statistics = statistics or PopeStatistics.of_scenes(scenes)
     ranking = list(ALL_PAIRS)
     random.Random(f"pope:{seed}:popular").shuffle(ranking)
-    popularity = {pair: (-frequency[pair], ranking.index(pair)) for pair in ALL_PAIRS}
-    cooccurrence = Counter(frozenset((p, q)) for present in identities for p in present for q in present if p != q)
+    popularity = {pair: (-statistics.frequency[pair], ranking.index(pair)) for pair in ALL_PAIRS}
+    cooccurrence = statistics.cooccurrence
     probes = []
     for scene, present in zip(scenes, identities):
         rng = random.Random(f"pope:{seed}:{sampling}:{scene.image_id}")

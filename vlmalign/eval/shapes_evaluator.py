@@ -10,11 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from vlmalign.data.shapes import CAPTION_PROMPTS, Scene, generate_scenes, parse_yes_no, render_scene
+from vlmalign.data.shapes import CAPTION_PROMPTS, Scene, WorldSpec, parse_yes_no, render_scene, world_spec
+from vlmalign.errors import ConfigError
 from vlmalign.eval.generation import generate_responses
 from vlmalign.eval.hallucination import caption_metrics
-from vlmalign.eval.pope import POPE_SAMPLINGS, build_pope_probes, pope_metrics
+from vlmalign.eval.pope import POPE_SAMPLINGS, PopeStatistics, build_pope_probes, pope_metrics
 from vlmalign.models.backbone import VisionLanguageBackbone
+
+SCENE_KINDS = ("usual", "counter_prior")
 
 
 @dataclass
@@ -28,10 +31,9 @@ class ShapesEvaluator:
         self,
         split: str = "test",
         num_scenes: int = 300,
-        world_seed: int = 0,
-        min_objects: int = 1,
-        max_objects: int = 3,
-        image_size: int = 64,
+        world: WorldSpec | dict | None = None,
+        scene_kind: str = "usual",
+        counter_prior_scenes: int = 0,
         prompt: str = CAPTION_PROMPTS[0],
         max_new_tokens: int = 48,
         batch_size: int = 64,
@@ -41,20 +43,38 @@ class ShapesEvaluator:
     ) -> None:
         """``pope_max_new_tokens``: 1 reads a one-word answer, as POPE asks for; a model trained to describe
         the image before answering (``data.existence_answer=describe_first``) needs room for the description
-        (e.g. 48): the answer is then the first yes/no word of the reply."""
-        self.split, self.num_scenes, self.world_seed = split, num_scenes, world_seed
-        self.min_objects, self.max_objects, self.image_size = min_objects, max_objects, image_size
+        (e.g. 48): the answer is then the first yes/no word of the reply. ``scene_kind``: ``usual`` scores scenes
+        of the training distribution, ``counter_prior`` scenes that break its priors (WorldSpec.scenes); POPE's
+        popular and adversarial negatives follow the world's training statistics either way. ``counter_prior_scenes``:
+        also caption that many pattern-breaking scenes and report their CHAIR/Cover as ``counter_prior/...``
+        (CHAIR's co-occurrence analysis: a model led by the priors hallucinates more where the scene breaks them)."""
+        if scene_kind not in SCENE_KINDS:
+            raise ConfigError(f"eval.scene_kind={scene_kind!r} is not one of {SCENE_KINDS}")
+        self.world = world_spec(world or {}, "eval.world")
+        if counter_prior_scenes < 0:
+            raise ConfigError(f"eval.counter_prior_scenes={counter_prior_scenes} must be >= 0")
+        self.split, self.num_scenes, self.scene_kind = split, num_scenes, scene_kind
+        self.counter_prior_scenes = counter_prior_scenes
+        self.image_size = self.world.image_size
         self.prompt, self.max_new_tokens, self.batch_size = prompt, max_new_tokens, batch_size
         self.pope_samplings, self.pope_seed = tuple(pope_samplings), pope_seed
         self.pope_max_new_tokens = pope_max_new_tokens
 
     @cached_property
     def scenes(self) -> list[Scene]:
-        return generate_scenes(self.split, self.num_scenes, self.world_seed, self.min_objects, self.max_objects)
+        return self.world.scenes(self.split, self.num_scenes, counter_prior=self.scene_kind == "counter_prior")
+
+    @cached_property
+    def pope_statistics(self) -> PopeStatistics:
+        return PopeStatistics.of_world(self.world)
+
+    @cached_property
+    def counter_prior(self) -> list[Scene]:
+        return self.world.scenes(self.split, self.counter_prior_scenes, counter_prior=True)
 
     @cached_property
     def images(self) -> dict:
-        return {scene.image_id: render_scene(scene, self.image_size) for scene in self.scenes}
+        return {scene.image_id: render_scene(scene, self.image_size) for scene in self.scenes + self.counter_prior}
 
     def _generate(self, backbone, image_ids: list[str], prompts: list[str], max_new_tokens: int) -> list[str]:
         images = [self.images[i] for i in image_ids]
@@ -65,6 +85,11 @@ class ShapesEvaluator:
         captions = self._generate(backbone, ids, [self.prompt] * len(ids), self.max_new_tokens)
         metrics = dict(caption_metrics(zip(self.scenes, captions)))
         metrics.update(self._pope(backbone))
+        if self.counter_prior:
+            ids = [scene.image_id for scene in self.counter_prior]
+            replies = self._generate(backbone, ids, [self.prompt] * len(ids), self.max_new_tokens)
+            scored = caption_metrics(zip(self.counter_prior, replies))
+            metrics.update({f"counter_prior/{k}": v for k, v in scored.items()})
         samples = [
             {"image_id": s.image_id, "objects": s.to_dict()["objects"], "prompt": self.prompt, "response": c}
             for s, c in zip(self.scenes, captions)
@@ -74,7 +99,8 @@ class ShapesEvaluator:
     def _pope(self, backbone) -> dict[str, float]:
         if not self.pope_samplings:
             return {}
-        probes = {s: build_pope_probes(self.scenes, s, seed=self.pope_seed) for s in self.pope_samplings}
+        probes = {s: build_pope_probes(self.scenes, s, seed=self.pope_seed, statistics=self.pope_statistics)
+                  for s in self.pope_samplings}
         unique = sorted({(p.image_id, p.question) for ps in probes.values() for p in ps})
         replies = self._generate(backbone, [i for i, _ in unique], [q for _, q in unique], self.pope_max_new_tokens)
         answer = {key: parse_yes_no(reply) for key, reply in zip(unique, replies)}

@@ -19,12 +19,13 @@ from vlmalign.models.backbone import VisionLanguageBackbone
 from vlmalign.models.lora import LoraSettings, apply_lora
 from vlmalign.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
 from vlmalign.models.tokenizer import train_word_tokenizer
-from vlmalign.utils.files import build_once, fingerprint
+from vlmalign.models.tower_pretraining import pretrain_tower
+from vlmalign.utils.files import build_once, fingerprint, write_json_atomic
 
 hf_logging.disable_progress_bar()
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-TINY_BUILD_VERSION = 1  # bump when the builder changes what it writes
+TINY_BUILD_VERSION = 2  # bump when the builder changes what it writes (2: world v3, tower pre-training heads)
 
 
 def _dtype(name: str) -> torch.dtype:
@@ -171,6 +172,10 @@ def ensure_tiny_llava_checkpoint(cache_dir: str | Path, spec: TinyLlavaSpec, see
 
     def build(scratch: Path) -> None:
         model, processor = build_tiny_llava(spec, build_shapes_tokenizer(), seed=seed)
+        if spec.tower_pretraining_steps:  # a tower that already sees, as real checkpoints come
+            report = pretrain_tower(model, processor.image_processor, spec.image_size,
+                                    spec.tower_pretraining_steps, seed=seed)
+            write_json_atomic(scratch / "tower_pretraining.json", {"steps": spec.tower_pretraining_steps, **report})
         model.save_pretrained(scratch)
         processor.save_pretrained(scratch)
 

@@ -33,6 +33,15 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}assistant :{% endif %}"
 )
+# The same turn with the text before the image (``prompt_before_image``): the image tokens come after the question
+# and can attend to it, as InstructBLIP's instruction-aware visual features do.
+PROMPT_FIRST_TEMPLATE = CHAT_TEMPLATE.replace(
+    "{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<image> {% else %}{{ part['text'] }} {% endif %}"
+    "{% endfor %}",
+    "{% for part in message['content'] %}{% if part['type'] != 'image' %}{{ part['text'] }} {% endif %}{% endfor %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'image' %}<image> {% endif %}{% endfor %}",
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,8 @@ class TinyLlavaSpec:
     mlp_ratio: int = 2  # MLP width / hidden size, both towers
     sincos_positions: bool = True  # 2-D sin-cos init of the vision position embeddings (see below)
     max_positions: int = 256
+    prompt_before_image: bool = False  # the user turn's text before its image (PROMPT_FIRST_TEMPLATE)
+    tower_pretraining_steps: int = 0  # per-cell attribute pre-training of the vision tower (tower_pretraining.py)
 
     def __post_init__(self) -> None:
         if self.image_size % self.patch_size:
@@ -57,6 +68,8 @@ class TinyLlavaSpec:
                 f"model.image_size={self.image_size} is not divisible by model.patch_size={self.patch_size}; "
                 "the vision tower needs a whole number of patches."
             )
+        if self.tower_pretraining_steps < 0:
+            raise ValueError(f"model.tower_pretraining_steps={self.tower_pretraining_steps} must be >= 0")
         for name in ("vision_hidden", "text_hidden"):
             heads = getattr(self, name.replace("hidden", "heads"))
             if getattr(self, name) % heads:
@@ -147,7 +160,7 @@ def build_tiny_llava(
         patch_size=spec.patch_size,
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,  # CLIP's CLS, dropped by the "default" strategy
-        chat_template=CHAT_TEMPLATE,
+        chat_template=PROMPT_FIRST_TEMPLATE if spec.prompt_before_image else CHAT_TEMPLATE,
         image_token=IMAGE,
     )
     return model, processor

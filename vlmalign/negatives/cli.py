@@ -39,7 +39,8 @@ from vlmalign.negatives.sources import read_preference_jsonl, shapes_data_defaul
 from vlmalign.utils.files import write_json_atomic
 
 PROG = "vlmalign-build-negatives"
-SHAPES_KNOBS = ("world_seed", "min_objects", "max_objects", "plausibility", "num_errors", "error_mix")
+SHAPES_KNOBS = ("pair_kind", "plausibility", "num_errors", "error_mix")
+WORLD_FLAGS = {"world_seed": "seed", "min_objects": "min_objects", "max_objects": "max_objects"}  # flag -> world.*
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     shapes.add_argument("--world-seed", type=int)
     shapes.add_argument("--min-objects", type=int)
     shapes.add_argument("--max-objects", type=int)
+    shapes.add_argument("--pair-kind", help="injected, text_detectable or image_only (data/shapes_preference.py)")
     shapes.add_argument("--plausibility", type=float)
     shapes.add_argument("--num-errors", type=int)
     shapes.add_argument("--error-mix", help="weights of injected error types, e.g. existence=1,shape=2")
@@ -107,6 +109,8 @@ def load_samples(args: argparse.Namespace) -> tuple[list[PreferenceSample], dict
     else:
         conf = shapes_data_defaults()
         knobs = {k: getattr(args, k) if getattr(args, k) is not None else conf.get(k) for k in SHAPES_KNOBS}
+        knobs["world"] = {**conf["world"], **{field: getattr(args, flag) for flag, field in WORLD_FLAGS.items()
+                                              if getattr(args, flag) is not None}}
         knobs["error_mix"] = _error_mix(args.error_mix) if args.error_mix is not None else conf.get("error_mix")
         num_scenes = args.num_scenes if args.num_scenes is not None else conf.get(f"num_{args.shapes_split}_scenes")
         missing = [k for k, v in knobs.items() if v is None and k != "error_mix"]

@@ -69,30 +69,35 @@ def shapes_data_defaults() -> dict[str, Any]:
     """The shapes preference knobs as a training run composes them (``data=shapes_preference``), so the
     default split here is the split training sees."""
     try:
-        data = compose_train(["data=shapes_preference"]).data
+        cfg = compose_train(["data=shapes_preference"])
     except HydraException as error:
         raise ConfigError(f"cannot compose the shapes data config ({error}); pass every shapes option "
                           "explicitly") from error
-    return OmegaConf.to_container(data, resolve=False)  # the knobs are literals; others need a full run
+    knobs = OmegaConf.to_container(cfg.data, resolve=False)  # the knobs are literals; others need a full run
+    knobs["world"] = OmegaConf.to_container(cfg.world, resolve=True)
+    return knobs
 
 
 def shapes_preference_samples(
     split: str,
     num_scenes: int,
-    world_seed: int,
-    min_objects: int,
-    max_objects: int,
+    world: Mapping[str, Any],
     error_mix: Mapping[str, float] | None,
     plausibility: float,
     num_errors: int,
+    pair_kind: str = "injected",
 ) -> list[PreferenceSample]:
     """The pairs ``ShapesPreferenceDataset`` trains on for these knobs, scene by scene, with their scenes."""
+    from vlmalign.data.shapes import world_spec
     from vlmalign.data.shapes_preference import ShapesPreferenceDataset  # imports torch; only when asked for
 
+    if pair_kind == "onpolicy":
+        raise ConfigError("shapes preference split: pair_kind=onpolicy pairs come from a policy's captions; train "
+                          "with data.pair_kind=onpolicy, or pick injected, text_detectable or image_only here")
     try:
-        dataset = ShapesPreferenceDataset(None, split, num_scenes, world_seed, min_objects, max_objects,
-                                          image_size=0, error_mix=error_mix, plausibility=plausibility,
-                                          num_errors=num_errors)  # no encoder, no image: text and scenes only
+        dataset = ShapesPreferenceDataset(None, split, num_scenes, world_spec(world, "world"), error_mix=error_mix,
+                                          plausibility=plausibility, num_errors=num_errors,
+                                          pair_kind=pair_kind)  # text and scenes only
         samples = []
         for index in range(num_scenes):
             scene, pair = dataset.pair_for(index)

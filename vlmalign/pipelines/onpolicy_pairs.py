@@ -29,7 +29,7 @@ def caption_pairs(backbone, dataset, max_new_tokens: int, batch_size: int) -> li
     """[{index, prompt, chosen, rejected}] for the scenes of ``dataset`` whose greedy caption has shape
     errors a one-word correction fixes (the others carry no fine-grained pair)."""
     prompts = [dataset.pair_for(i)[1].prompt for i in range(len(dataset))]
-    images = [render_scene(scene, dataset.image_size) for scene in dataset.scenes]
+    images = [render_scene(scene, dataset.world.image_size) for scene in dataset.scenes]
     captions = generate_responses(backbone, images, prompts, max_new_tokens, batch_size)
     pairs = []
     for index, (scene, prompt, caption) in enumerate(zip(dataset.scenes, prompts, captions)):

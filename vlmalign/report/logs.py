@@ -35,6 +35,12 @@ def read_curves(run_dir: Path) -> dict[str, list[tuple[float, float]]]:
     return curves
 
 
+def final_validation(run_dir: Path) -> dict[str, float]:
+    """The last logged value of every ``val/*`` curve: the run's final validation, for selecting on validation
+    (``vlmalign-report ... --metrics val/chair_i --sort val/chair_i``) while ``metrics.json`` holds test scores."""
+    return {key: points[-1][1] for key, points in read_curves(run_dir).items() if key.startswith("val/") and points}
+
+
 def _number(text: str | None) -> float | None:
     try:
         value = float(text) if text not in (None, "") else None

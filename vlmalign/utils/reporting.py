@@ -16,8 +16,10 @@ from vlmalign.utils.files import write_json_atomic, write_text_atomic
 METRICS_FILE = "metrics.json"
 SUPERSEDED_FILE = "superseded_by.json"
 
-HEADLINE = ("chair_i", "chair_s", "cover", "attribute_error", "spatial_error", "count_error", "pope/f1",
-            "pope/accuracy", "pope/adversarial/f1", "pope/random/yes_ratio")
+HEADLINE = ("chair_i", "chair_s", "cover", "counter_prior/chair_i", "counter_prior/cover", "attribute_error",
+            "spatial_error", "count_error", "pope/f1", "pope/accuracy", "pope/random/accuracy", "pope/random/f1",
+            "pope/popular/accuracy", "pope/popular/f1", "pope/adversarial/accuracy", "pope/adversarial/f1",
+            "pope/random/yes_ratio")
 
 
 def write_results(output_dir: str | Path, metrics: Mapping[str, float], samples: list[dict]) -> None:

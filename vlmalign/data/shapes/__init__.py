@@ -10,11 +10,21 @@ from vlmalign.data.shapes.preference import (
 )
 from vlmalign.data.shapes.render import render_scene
 from vlmalign.data.shapes.text import CAPTION_PROMPTS, corpus, describe, questions, render_caption, vocabulary
-from vlmalign.data.shapes.world import COLORS, POSITIONS, SHAPES, SIZES, Scene, ShapeObject, generate_scenes
+from vlmalign.data.shapes.world import (
+    COLORS,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    Scene,
+    ShapeObject,
+    WorldSpec,
+    generate_scenes,
+    world_spec,
+)
 
 __all__ = [
     "CAPTION_PROMPTS", "COLORS", "ERROR_TYPES", "POSITIONS", "SHAPES", "SIZES", "Mention", "PreferencePair", "Scene",
     "ShapeObject", "check_preference_knobs", "corpus", "describe", "generate_scenes", "make_preference_pair",
     "parse_count", "parse_mentions", "parse_yes_no", "questions", "render_caption", "render_scene", "text_tells",
-    "vocabulary",
+    "vocabulary", "WorldSpec", "world_spec",
 ]

@@ -108,11 +108,14 @@ def describe(scene: Scene, rng: random.Random, shuffle: bool = False) -> str:
 
 
 def questions(scene: Scene, rng: random.Random, kinds: Sequence[str] = QUESTION_KINDS,
-              confusable_negatives: float = 0.5) -> list[tuple[str, str, str]]:
+              confusable_negatives: float = 0.5, likely_absent: Sequence[tuple[str, str]] = (),
+              likely_negatives: float = 0.0) -> list[tuple[str, str, str]]:
     """(kind, question, answer) triples about ``scene``.
 
-    existence: one present and one absent (colour, shape) pair, the absent one sharing a colour or shape
-    with a present object with probability ``confusable_negatives``; attribute: the colour of one object and
+    existence: one present and one absent (colour, shape) pair; the absent one is, with probability
+    ``likely_negatives``, one of ``likely_absent`` (what the world's priors expect beside the scene's objects,
+    POPE's adversarial kind on world v3), else shares its colour with a present object (another shape) with probability
+    ``confusable_negatives``, else any absent pair; attribute: the colour of one object and
     the size of one object; count: objects of one shape (zero allowed); spatial: the position of an
     object whose (colour, shape) is unique in the scene (otherwise the answer would be ambiguous).
     """
@@ -126,11 +129,15 @@ def questions(scene: Scene, rng: random.Random, kinds: Sequence[str] = QUESTION_
         color, shape = rng.choice(sorted(present))
         out.append(("existence", f"is there a {color} {shape} in the image ?", "yes"))
         absent = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in present]
-        # Negatives sharing a colour or a shape with a present object (POPE's adversarial kind) make the
-        # model bind colour to shape; uniformly drawn ones rarely share either, so it can answer by one.
-        confusable = [(c, s) for c, s in absent if any(c == pc or s == ps for pc, ps in present)]
-        hard = confusable_negatives > 0 and bool(confusable) and rng.random() < confusable_negatives
-        color, shape = rng.choice(confusable if hard else absent)
+        # Negatives in the colour of a present object but another shape make the model bind shape to colour:
+        # the world v3 base reads colours reliably and answered "yes" to exactly these (docs/foundation.md).
+        confusable = [(c, s) for c, s in absent if any(c == pc for pc, _ in present)]
+        likely = [p for p in likely_absent if p not in present]
+        if likely_negatives > 0 and likely and rng.random() < likely_negatives:
+            color, shape = rng.choice(likely)
+        else:
+            hard = confusable_negatives > 0 and bool(confusable) and rng.random() < confusable_negatives
+            color, shape = rng.choice(confusable if hard else absent)
         out.append(("existence", f"is there a {color} {shape} in the image ?", "no"))
     if "attribute" in kinds:
         obj = rng.choice(scene.objects)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from vlmalign.data.shapes import CAPTION_PROMPTS, Scene, generate_scenes, render_scene
+from vlmalign.data.shapes import CAPTION_PROMPTS, Scene, WorldSpec, render_scene, world_spec
 
 
 @dataclass(frozen=True)
@@ -25,12 +25,12 @@ class Instruction:
 
 
 class ShapesInstructions:
-    def __init__(self, per_round: int, split: str = "train", world_seed: int = 0, min_objects: int = 1,
-                 max_objects: int = 3, image_size: int = 64, first_scene: int = 0) -> None:
+    def __init__(self, per_round: int, split: str = "train", world: WorldSpec | dict | None = None,
+                 first_scene: int = 0) -> None:
         if per_round < 1 or first_scene < 0:
             raise ValueError(f"instructions.per_round={per_round} must be >= 1 and first_scene={first_scene} >= 0")
-        self.per_round, self.split, self.world_seed = per_round, split, world_seed
-        self.min_objects, self.max_objects, self.image_size = min_objects, max_objects, image_size
+        self.per_round, self.split = per_round, split
+        self.world = world_spec(world or {}, "instructions.world")
         self.first_scene = first_scene
 
     def scene_range(self, round_index: int) -> range:
@@ -39,15 +39,14 @@ class ShapesInstructions:
 
     def for_round(self, round_index: int) -> list[Instruction]:
         wanted = self.scene_range(round_index)
-        scenes = generate_scenes(self.split, wanted.stop, self.world_seed, self.min_objects, self.max_objects)
+        scenes = self.world.scenes(self.split, wanted.stop)
         out = []
         for i in wanted:
             scene = scenes[i]
-            prompt = random.Random(f"{self.world_seed}:{self.split}:rlaifv:{i}").choice(CAPTION_PROMPTS)
-            out.append(Instruction(scene.image_id, prompt, render_scene(scene, self.image_size), scene))
+            prompt = random.Random(f"{self.world.seed}:{self.split}:rlaifv:{i}").choice(CAPTION_PROMPTS)
+            out.append(Instruction(scene.image_id, prompt, render_scene(scene, self.world.image_size), scene))
         return out
 
     def describe(self) -> dict:
-        return {"source": "shapes", "split": self.split, "world_seed": self.world_seed, "per_round": self.per_round,
-                "first_scene": self.first_scene, "objects": [self.min_objects, self.max_objects],
-                "image_size": self.image_size}
+        return {"source": "shapes", "split": self.split, "world": self.world.to_dict(), "per_round": self.per_round,
+                "first_scene": self.first_scene}

@@ -56,7 +56,7 @@ def round_pairs_datamodule(processor, views: tuple[str, ...], pairs_file: str, *
     from vlmalign.data.datamodule import ShapesDataModule
 
     module = ShapesDataModule(processor, views, **shapes_kwargs)
-    module.train_set = ShapesPairsFile(module.encoder, pairs_file, module.val_set.image_size)
+    module.train_set = ShapesPairsFile(module.encoder, pairs_file, module.val_set.world.image_size)
     module._description.update(pairs_file={"path": str(pairs_file), "sha256": file_digest(pairs_file)},
                                train=len(module.train_set))
     return module

@@ -14,7 +14,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from vlmalign.data.shapes import generate_scenes
+from vlmalign.data.shapes import world_spec
 from vlmalign.errors import ConfigError, VlmalignError
 from vlmalign.pipelines.base_model import base_init
 from vlmalign.pipelines.synth2.generator import save_generator
@@ -36,10 +36,10 @@ def train_generator(cfg: DictConfig) -> Path:
     started = time.perf_counter()
     real = cfg.real
     backbone = build(cfg.model, "model", **base_init(cfg))
-    scenes = dict(seed=real.world_seed, min_objects=real.min_objects, max_objects=real.max_objects)
-    train = real_pairs(backbone, generate_scenes("train", real.num_scenes, **scenes), real.image_size,
-                       real.captions_per_scene, cfg.seed)
-    held_out = real_pairs(backbone, generate_scenes("val", real.num_val_scenes, **scenes), real.image_size, 1, cfg.seed)
+    world = world_spec(real.world, "real.world")
+    train = real_pairs(backbone, world.scenes("train", real.num_scenes), world.image_size, real.captions_per_scene,
+                       cfg.seed)
+    held_out = real_pairs(backbone, world.scenes("val", real.num_val_scenes), world.image_size, 1, cfg.seed)
     tokenizer = backbone.processor.tokenizer
     try:
         spec = generator_spec(tokenizer, train, **cfg.generator)
