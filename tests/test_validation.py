@@ -167,6 +167,8 @@ def test_the_sft_mixture_is_checked_before_the_base_is_built():
         validate(["experiment=sft_shapes", "data.existence_confusable_negatives=1.5"])
     with raises("data.caption_fraction=0.8 and existence_fraction=0.5"):
         validate(["experiment=sft_shapes", "data.caption_fraction=0.8"])
+    with raises("data.existence_single_object='half' must be a share in [0, 1]"):
+        validate(["experiment=sft_shapes", "data.existence_single_object=half"])
 
 
 # --- 4. lora_disabled needs LoRA ------------------------------------------------------------------------------------

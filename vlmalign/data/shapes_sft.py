@@ -26,11 +26,16 @@ SHARES = ("existence_single_object", "existence_likely_negatives", "existence_co
 def mixture_problems(caption_fraction: float = 0.75, existence_fraction: float = 0.25, existence_answer: str = "direct",
                      **shares: float) -> list[str]:
     """What is wrong with a task mixture (empty when it can be drawn); the dataset and the config check share it."""
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
     problems = []
-    if not (0 <= caption_fraction and 0 <= existence_fraction and caption_fraction + existence_fraction <= 1):
-        problems.append(f"caption_fraction={caption_fraction} and existence_fraction={existence_fraction} must be "
-                        ">= 0 and sum to at most 1 (the rest are other questions)")
-    problems += [f"{name}={share} must be a share in [0, 1]" for name, share in shares.items() if not 0 <= share <= 1]
+    if not (number(caption_fraction) and number(existence_fraction) and 0 <= caption_fraction
+            and 0 <= existence_fraction and caption_fraction + existence_fraction <= 1):
+        problems.append(f"caption_fraction={caption_fraction!r} and existence_fraction={existence_fraction!r} must "
+                        "be numbers >= 0 that sum to at most 1 (the rest are other questions)")
+    problems += [f"{name}={share!r} must be a share in [0, 1]" for name, share in shares.items()
+                 if not (number(share) and 0 <= share <= 1)]
     if existence_answer not in EXISTENCE_ANSWERS:
         problems.append(f"existence_answer={existence_answer!r} is not one of {EXISTENCE_ANSWERS}")
     return problems

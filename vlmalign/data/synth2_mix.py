@@ -184,14 +184,15 @@ class Synth2MixDataModule(SplitDataModule):
         self.real_set = ShapesSFTDataset(self.encoder, "train", num_real_scenes, **common)
         self.val_set = ShapesSFTDataset(self.encoder, "val", num_val_scenes, **common)
         trained_on = self.generator.meta.get("real", {})
-        same_world = trained_on.get("world", world.to_dict()) == world.to_dict()
+        world_settings = world.to_dict()
+        same_world = trained_on.get("world", world_settings) == world_settings
         if trained_on.get("num_scenes", 0) > num_real_scenes or not same_world:
             log.warning("the generator was trained on %s real scenes of world %s, more than this run's real budget "
                         "(%d of world %s) or another world: the comparison with real-only training is not like for "
-                        "like", trained_on.get("num_scenes"), trained_on.get("world"), num_real_scenes, world.to_dict())
+                        "like", trained_on.get("num_scenes"), trained_on.get("world"), num_real_scenes, world_settings)
         self._description = {"task": "synth2_mix", "synthetic_ratio": synthetic_ratio,
                              "synthetic_per_batch": self.synthetic_per_batch, "num_real_scenes": num_real_scenes,
-                             "num_synthetic": num_synthetic, "val": num_val_scenes, "world": world.to_dict(),
+                             "num_synthetic": num_synthetic, "val": num_val_scenes, "world": world_settings,
                              "max_length": max_length,
                              "captions": getattr(captions, "identity", None), "generator": self.generator_path,
                              "generator_meta": {k: self.generator.meta.get(k) for k in ("real", "held_out")}}

@@ -80,15 +80,16 @@ class ShapesEvaluator:
         images = [self.images[i] for i in image_ids]
         return generate_responses(backbone, images, prompts, max_new_tokens, self.batch_size)
 
+    def _captions(self, backbone, scenes: list[Scene]) -> list[str]:
+        ids = [scene.image_id for scene in scenes]
+        return self._generate(backbone, ids, [self.prompt] * len(ids), self.max_new_tokens)
+
     def evaluate(self, backbone: VisionLanguageBackbone) -> EvalResult:
-        ids = [scene.image_id for scene in self.scenes]
-        captions = self._generate(backbone, ids, [self.prompt] * len(ids), self.max_new_tokens)
+        captions = self._captions(backbone, self.scenes)
         metrics = dict(caption_metrics(zip(self.scenes, captions)))
         metrics.update(self._pope(backbone))
         if self.counter_prior:
-            ids = [scene.image_id for scene in self.counter_prior]
-            replies = self._generate(backbone, ids, [self.prompt] * len(ids), self.max_new_tokens)
-            scored = caption_metrics(zip(self.counter_prior, replies))
+            scored = caption_metrics(zip(self.counter_prior, self._captions(backbone, self.counter_prior)))
             metrics.update({f"counter_prior/{k}": v for k, v in scored.items()})
         samples = [
             {"image_id": s.image_id, "objects": s.to_dict()["objects"], "prompt": self.prompt, "response": c}

@@ -167,6 +167,11 @@ def ensure_tiny_llava_checkpoint(cache_dir: str | Path, spec: TinyLlavaSpec, see
     """Build-or-reuse the tiny checkpoint directory; its name fingerprints everything that shapes it."""
     from vlmalign.data.shapes import vocabulary
 
+    grid = spec.image_size // spec.patch_size
+    if spec.tower_pretraining_steps and grid % 3:  # only a build pre-trains; a model loaded from init_from never does
+        raise ConfigError(f"model.tower_pretraining_steps={spec.tower_pretraining_steps} needs a patch grid that tiles "
+                          f"the 3x3 cells: model.image_size={spec.image_size} / model.patch_size={spec.patch_size} = "
+                          f"{grid} patches a side (e.g. 96 / 32), or model.tower_pretraining_steps=0")
     key = fingerprint({"spec": spec.to_dict(), "seed": seed, "vocab": vocabulary(), "v": TINY_BUILD_VERSION})
     target = Path(cache_dir).expanduser() / f"tiny_llava-{key}"
 

@@ -4,8 +4,9 @@ A 7B VLM starts from a CLIP/SigLIP tower trained on hundreds of millions of imag
 started from random weights and had to learn to see through the captioning loss alone, which left its base at
 chance on every yes/no question (docs/foundation.md, "World v3"). Here the tower first learns per-cell attribute
 prediction: for each of the 3x3 grid cells, linear heads on the cell's patch tokens predict the object's shape
-(or "empty"), colour and size. The heads are thrown away; only the tower is kept, and the VLM stage then trains
-projector and language model on top of it (and the tower too, at the SFT learning rate).
+(or "empty"), colour, size and (colour, shape) category. The heads are thrown away; only the tower is kept, and
+the VLM stage trains projector and language model on top of it (conf/experiment/sft_shapes.yaml freezes the
+tower: trained at the SFT learning rate it lost what it had learned, docs/foundation.md try i).
 
 The scenes come from their own split (``"tower"``) with independent attributes and no co-occurrence prior: the
 tower learns what is visible, never the world's statistics, as a tower trained on other data would.
@@ -59,11 +60,7 @@ def tower_patch_states(tower: nn.Module, pixel_values: torch.Tensor) -> torch.Te
 
 def pretrain_tower(model, image_processor, image_size: int, steps: int, seed: int = 0) -> dict[str, float]:
     """Train ``model``'s vision tower in place for ``steps`` batches; returns held-out per-cell accuracies."""
-    tower = model.model.vision_tower
-    grid = image_size // tower.config.patch_size
-    if grid % 3:
-        raise ValueError(f"model.tower_pretraining_steps needs a patch grid that tiles the 3x3 cells: image_size "
-                         f"{image_size} / patch_size {tower.config.patch_size} = {grid} patches a side")
+    tower = model.model.vision_tower  # its patch grid tiles the 3x3 cells (ensure_tiny_llava_checkpoint checks it)
     hidden = tower.config.hidden_size
     with torch.random.fork_rng():
         torch.manual_seed(seed)

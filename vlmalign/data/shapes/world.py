@@ -63,7 +63,7 @@ MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 24, 1024
 
 @dataclass(frozen=True)
 class WorldSpec:
-    """Which scenes exist and how they look: the one settings object of the shapes world (``data.world``).
+    """Which scenes exist and how they look: the one settings object of the shapes world (``world``).
 
     Checked once, here; every shapes datamodule, the evaluator, the RLAIF-V instructions and Synth²'s real set
     take it instead of repeating its fields. ``color_prior`` and ``cooccurrence`` are the strength knobs of the
