@@ -71,7 +71,7 @@ def _from_conf(group: str, option: str, **overrides):
     exactly the objective or reference a user's run gets (``overrides`` replace values, e.g. cache paths)."""
     from omegaconf import OmegaConf
 
-    from vlmalign.train import CONFIG_DIR
+    from vlmalign.utils.compose import CONFIG_DIR
     from vlmalign.utils.instantiate import build
 
     node = OmegaConf.merge(OmegaConf.load(Path(CONFIG_DIR) / group / f"{option}.yaml"), overrides)

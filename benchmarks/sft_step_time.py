@@ -15,7 +15,8 @@ import torch
 
 from vlmalign.data.datamodule import ShapesDataModule
 from vlmalign.models import tiny_llava_backbone
-from vlmalign.module import AlignmentModule, view_logps
+from vlmalign.models.views import view_logps
+from vlmalign.module import AlignmentModule
 from vlmalign.objectives import Objective, SFTTerm
 
 

@@ -27,7 +27,8 @@ def breakdown(objective_name: str, steps: int, warmup: int, batch_size: int, cac
     from vlmalign.data.datamodule import ShapesDataModule
     from vlmalign.models import load_backbone
     from vlmalign.models.logprobs import states_logps
-    from vlmalign.module import AlignmentModule, view_states
+    from vlmalign.models.views import view_states
+    from vlmalign.module import AlignmentModule
 
     torch.manual_seed(0)
     backbone = load_backbone(bench.ensure_model("issue9", cache_dir))

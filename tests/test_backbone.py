@@ -8,7 +8,7 @@ from vlmalign.data.collate import MultiViewCollator
 from vlmalign.data.encoding import SequenceEncoder
 from vlmalign.errors import ConfigError
 from vlmalign.models import load_backbone, response_logps
-from vlmalign.module import view_logps
+from vlmalign.models.views import view_logps
 
 
 def _batch(processor, views=("chosen", "rejected")):

@@ -121,7 +121,7 @@ def test_cli_help_cfg_and_user_error_without_traceback(tmp_path):
 
 
 def test_conf_dir_is_the_one_train_uses():
-    from vlmalign.train import CONFIG_DIR
+    from vlmalign.utils.compose import CONFIG_DIR
 
     assert CONF.samefile(CONFIG_DIR)
 

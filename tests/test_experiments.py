@@ -12,7 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from tests.hydra_utils import CONF, compose_train
-from vlmalign.models.logprobs import ResponseLogProbs
+from vlmalign.logps import ResponseLogProbs
 from vlmalign.objectives import AnchorTerm
 from vlmalign.report.callback import missing_plugins
 from vlmalign.utils.instantiate import build

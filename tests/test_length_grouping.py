@@ -13,7 +13,7 @@ from vlmalign.data.datamodule import ShapesDataModule
 from vlmalign.data.length_grouping import example_lengths, group_by_length, megabatch_batches
 from vlmalign.data.sampling import ResumableShuffleSampler
 from vlmalign.models import load_backbone
-from vlmalign.module import packed_views, view_states
+from vlmalign.models.views import packed_views, view_states
 
 VIEWS = ("chosen", "rejected")
 

@@ -153,8 +153,7 @@ def test_views_the_task_lacks_are_a_clear_error(tiny_parts):
 
 
 def test_nsft_jsonl_from_the_builder_cli_gives_the_same_examples(tiny_parts, tmp_path, capsys):
-    from vlmalign.negatives.cli import main
-    from vlmalign.negatives.sources import shapes_data_defaults
+    from vlmalign.negatives.cli import main, shapes_data_defaults
 
     _, processor = tiny_parts
     out = tmp_path / "nsft_train.jsonl"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vlmalign.errors import ConfigError
-from vlmalign.models.logprobs import ResponseLogProbs
+from vlmalign.logps import ResponseLogProbs
 from vlmalign.objectives import Objective, SFTTerm
 from vlmalign.objectives.base import ObjectiveOutput, ObjectiveTerm
 

@@ -10,7 +10,7 @@ from vlmalign.data.encoded_once import EncodedOnce
 from vlmalign.data.encoding import SequenceEncoder
 from vlmalign.models import load_backbone
 from vlmalign.models.prefix_sharing import pack_views
-from vlmalign.module import view_logps
+from vlmalign.models.views import view_logps
 
 MDPO_VIEWS = ("chosen", "rejected", "chosen_corrupted")
 

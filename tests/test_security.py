@@ -16,8 +16,9 @@ from omegaconf import OmegaConf
 
 from tests.hydra_utils import CONF, compose_train
 from vlmalign.errors import ConfigError
-from vlmalign.negatives.llm import BackendError, LLMNegativeBuilder, OpenAICompatibleBackend
-from vlmalign.negatives.llm.openai_backend import public_url
+from vlmalign.llm import BackendError, OpenAICompatibleBackend
+from vlmalign.llm.openai_backend import public_url
+from vlmalign.negatives.llm import LLMNegativeBuilder
 from vlmalign.utils.secrets import (
     SECRET_KEY_PATTERN,
     RedactSecretsFilter,

@@ -9,7 +9,7 @@ import pytest
 from tests.eval_benchmarks.conftest import write_json, write_jsonl
 from vlmalign.errors import ConfigError, DataError
 from vlmalign.eval.benchmarks.mmhal import JUDGE_FILE, RESPONSES_FILE, MMHalBenchmark, mmhal_scores, parse_rating
-from vlmalign.negatives.llm import BackendError
+from vlmalign.llm import BackendError
 
 TEMPLATE = [  # MMHal-Bench's response_template.json schema
     {"question_type": "attribute", "question_topic": "animal", "image_id": "a1",

@@ -24,7 +24,7 @@ from vlmalign.data.encoding import SequenceEncoder, pad_sequences
 from vlmalign.errors import ConfigError
 from vlmalign.models import response_logps
 from vlmalign.models.image_inputs import CropsLayout, PatchListLayout, batch_images
-from vlmalign.module import view_logps
+from vlmalign.models.views import view_logps
 from vlmalign.objectives.functional import dpo_loss
 from vlmalign.utils.instantiate import build
 

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from vlmalign.data.shapes import Scene
-from vlmalign.negatives.cli import main
-from vlmalign.negatives.sources import shapes_data_defaults, shapes_preference_samples
+from vlmalign.negatives.cli import main, shapes_data_defaults
+from vlmalign.negatives.sources import shapes_preference_samples
 
 # The error mix is explicit: the defaults come from conf/data/shapes_preference.yaml, which may change.
 SHAPES = ["--shapes-split", "train", "--num-scenes", "12", "--world-seed", "3", "--error-mix", "shape=1,count=1",

@@ -2,8 +2,9 @@
 
 import pytest
 
+from vlmalign.llm import BackendError, HFCausalLMBackend
 from vlmalign.negatives import PreferenceSample
-from vlmalign.negatives.llm import BackendError, HFCausalLMBackend, LLMNegativeBuilder
+from vlmalign.negatives.llm import LLMNegativeBuilder
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta".split()  # no brackets: the model cannot emit "[]"
 

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from vlmalign.errors import DataError
+from vlmalign.io.jsonl import JsonlAppender, finished_ids, iter_jsonl, repair_truncated_tail
 from vlmalign.negatives.cli import main
-from vlmalign.negatives.jsonl import JsonlAppender, finished_ids, iter_jsonl, repair_truncated_tail
 
 
 def test_appender_writes_whole_lines_and_creates_no_file_when_idle(tmp_path):

@@ -5,8 +5,9 @@ import socket
 
 import pytest
 
+from vlmalign.llm import BackendError, OpenAICompatibleBackend
 from vlmalign.negatives import PreferenceSample, RejectedSample, Turn, load_codebook
-from vlmalign.negatives.llm import BackendError, LLMNegativeBuilder, OpenAICompatibleBackend, parse_turns, render_prompt
+from vlmalign.negatives.llm import LLMNegativeBuilder, parse_turns, render_prompt
 
 
 def sample(marker: str) -> PreferenceSample:

@@ -14,7 +14,7 @@ from vlmalign.data.shapes.parse import parse_mentions
 from vlmalign.data.shapes.text import TEMPLATES, render_caption
 from vlmalign.data.shapes.world import POSITIONS, SIZES, generate_scenes
 from vlmalign.errors import DataError
-from vlmalign.negatives.llm.backends import BackendError
+from vlmalign.llm.backends import BackendError
 from vlmalign.pipelines.synth2.captions import (
     CATEGORIES,
     PROMPT,

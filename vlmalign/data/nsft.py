@@ -25,8 +25,8 @@ from vlmalign.data.encoding import EncodedExample, SequenceEncoder
 from vlmalign.data.shapes import render_scene
 from vlmalign.data.shapes_preference import ShapesPreferenceDataset
 from vlmalign.errors import DataError
+from vlmalign.io.jsonl import iter_jsonl
 from vlmalign.negatives.interface import PreferenceSample, Turn
-from vlmalign.negatives.jsonl import iter_jsonl
 from vlmalign.negatives.shapes_rules import corrective_turns
 from vlmalign.negatives.sources import sample_from_row
 

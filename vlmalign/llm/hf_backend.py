@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from vlmalign.negatives.llm.backends import BackendError
+from vlmalign.llm.backends import BackendError
 from vlmalign.utils.files import fingerprint
 
 

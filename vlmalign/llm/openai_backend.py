@@ -21,7 +21,7 @@ import urllib.request
 from typing import Any
 
 from vlmalign.errors import ConfigError
-from vlmalign.negatives.llm.backends import BackendError
+from vlmalign.llm.backends import BackendError
 from vlmalign.utils.secrets import MASK, is_secret_key
 
 log = logging.getLogger(__name__)

@@ -1,10 +1,10 @@
 """Backbones: loading, LoRA and log-prob extraction."""
 
+from vlmalign.logps import ResponseLogProbs
 from vlmalign.models.backbone import VisionLanguageBackbone
 from vlmalign.models.loader import load_backbone, tiny_llava_backbone
 from vlmalign.models.logprobs import (
     IGNORE_INDEX,
-    ResponseLogProbs,
     ResponseStates,
     response_logps,
     response_states,

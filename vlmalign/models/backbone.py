@@ -25,7 +25,8 @@ from torch import Tensor, nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from vlmalign.errors import ConfigError
-from vlmalign.models.logprobs import IGNORE_INDEX, ResponseLogProbs, ResponseStates, response_states, states_logps
+from vlmalign.logps import ResponseLogProbs
+from vlmalign.models.logprobs import IGNORE_INDEX, ResponseStates, response_states, states_logps
 from vlmalign.models.prefix_sharing import PREFIX_SEGMENT, PackedViews
 
 # Families whose text forward needs more than ids and a mask (see the module docstring).

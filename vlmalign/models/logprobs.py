@@ -18,41 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vlmalign.logps import ResponseLogProbs
+
 IGNORE_INDEX = -100
 
 Head = Callable[[Tensor], Tensor]
-
-
-class ResponseLogProbs(NamedTuple):
-    """Per-example statistics of the response tokens, each shape (B,).
-
-    ``sum``: summed log-prob; ``count``: number of response tokens; ``kl``: summed per-token
-    KL(π ‖ π_ref) over the same tokens, present only when an objective term asked for it (the module
-    fills it in; see ``ObjectiveTerm.token_kl_views``).
-    """
-
-    sum: Tensor
-    count: Tensor
-    kl: Tensor | None = None
-
-    @property
-    def mean(self) -> Tensor:
-        """Length-normalised log-prob (IPO, RLAIF-V length checks)."""
-        return self.sum / self.count.clamp(min=1)
-
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, int):  # keep NamedTuple's field access working
-            return tuple.__getitem__(self, index)
-        return ResponseLogProbs(self.sum[index], self.count[index], None if self.kl is None else self.kl[index])
-
-    def detach(self) -> ResponseLogProbs:
-        return ResponseLogProbs(self.sum.detach(), self.count.detach(), None if self.kl is None else self.kl.detach())
 
 
 @dataclass(frozen=True)

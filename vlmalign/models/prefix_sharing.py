@@ -47,7 +47,7 @@ class PackedViews:
         """(G, 1, L, L) additive mask: causal within the prefix and within each response, every response sees
         the whole prefix, none sees another response. A padding query attends to the first token only,
         so no softmax row is empty (its output is never read). Made once per dtype (policy and reference
-        share one packing per step, ``vlmalign.module.packed_views``); nothing writes to it."""
+        share one packing per step, ``vlmalign.models.views.packed_views``); nothing writes to it."""
         masks = self.__dict__.setdefault("_masks", {})  # a frozen dataclass: cached beside its fields
         if dtype not in masks:
             masks[dtype] = self._additive_mask(dtype)

@@ -27,15 +27,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from vlmalign.errors import ConfigError, VlmalignError
+from vlmalign.io.jsonl import JsonlAppender, finished_ids, repair_truncated_tail
 from vlmalign.negatives.codebook import load_codebook
 from vlmalign.negatives.interface import NegativeBuilder, PreferenceSample
-from vlmalign.negatives.jsonl import JsonlAppender, finished_ids, repair_truncated_tail
-from vlmalign.negatives.sources import read_preference_jsonl, shapes_data_defaults, shapes_preference_samples
+from vlmalign.negatives.sources import read_preference_jsonl, shapes_preference_samples
+from vlmalign.utils.compose import compose_train
 from vlmalign.utils.files import write_json_atomic
 
 PROG = "vlmalign-build-negatives"
@@ -83,6 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="completion cache (default: $VLMALIGN_CACHE/negatives, else .cache/vlmalign/negatives)")
     llm.add_argument("--no-cache", action="store_true", help="always ask the model")
     return parser
+
+
+def shapes_data_defaults() -> dict[str, Any]:
+    """The shapes preference knobs as a training run composes them (``data=shapes_preference``), so the
+    default split here is the split training sees."""
+    try:
+        cfg = compose_train(["data=shapes_preference"])
+    except HydraException as error:
+        raise ConfigError(f"cannot compose the shapes data config ({error}); pass every shapes option "
+                          "explicitly") from error
+    knobs = OmegaConf.to_container(cfg.data, resolve=False)  # the knobs are literals; others need a full run
+    knobs["world"] = OmegaConf.to_container(cfg.world, resolve=True)
+    return knobs
 
 
 def _error_mix(text: str | None) -> dict[str, float] | None:
@@ -138,7 +154,8 @@ def make_builder(args: argparse.Namespace, samples: list[PreferenceSample]) -> N
             raise ConfigError(f"--builder rules needs a ground-truth 'scene' on every sample; {without_scene.origin} "
                               f"(id {without_scene.id!r}) has none. Use --builder llm for image-only data.")
         return ShapesRuleBuilder(codebook)
-    from vlmalign.negatives.llm import HFCausalLMBackend, LLMNegativeBuilder, OpenAICompatibleBackend
+    from vlmalign.llm import HFCausalLMBackend, OpenAICompatibleBackend
+    from vlmalign.negatives.llm import LLMNegativeBuilder
 
     if args.backend is None or args.model is None:
         raise ConfigError("--builder llm needs --backend (openai or hf) and --model"

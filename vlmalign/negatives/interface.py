@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vlmalign.data.shapes.world import Scene
+from vlmalign.llm.parse import RejectedSample  # noqa: F401  (re-exported: part of the builder interface)
 from vlmalign.negatives.stats import BuildStats
 
 
@@ -57,14 +58,6 @@ class PreferenceSample:
         row.update(prompt=self.prompt, chosen=self.chosen, rejected=self.rejected,
                    negative_turns=[t.to_dict() for t in turns])
         return row
-
-
-class RejectedSample(Exception):
-    """A sample the builder cannot turn into turns; ``reason`` is a short code counted in the stats."""
-
-    def __init__(self, reason: str, detail: str = "", raw: str | None = None) -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason, self.detail, self.raw = reason, detail, raw
 
 
 @dataclass(frozen=True)

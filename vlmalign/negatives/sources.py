@@ -10,14 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hydra.errors import HydraException
-from omegaconf import OmegaConf
-
 from vlmalign.data.shapes.world import Scene
 from vlmalign.errors import ConfigError, DataError
+from vlmalign.io.jsonl import iter_jsonl
 from vlmalign.negatives.interface import PreferenceSample
-from vlmalign.negatives.jsonl import iter_jsonl
-from vlmalign.utils.compose import compose_train
 
 TEXT_FIELDS = ("prompt", "chosen", "rejected")
 EXPECTED = ("one JSON object per line with fields id (string or integer), prompt, chosen, rejected (strings) "
@@ -64,18 +60,6 @@ def read_preference_jsonl(path: str | Path) -> list[PreferenceSample]:
         samples.append(sample)
     return samples
 
-
-def shapes_data_defaults() -> dict[str, Any]:
-    """The shapes preference knobs as a training run composes them (``data=shapes_preference``), so the
-    default split here is the split training sees."""
-    try:
-        cfg = compose_train(["data=shapes_preference"])
-    except HydraException as error:
-        raise ConfigError(f"cannot compose the shapes data config ({error}); pass every shapes option "
-                          "explicitly") from error
-    knobs = OmegaConf.to_container(cfg.data, resolve=False)  # the knobs are literals; others need a full run
-    knobs["world"] = OmegaConf.to_container(cfg.world, resolve=True)
-    return knobs
 
 
 def shapes_preference_samples(

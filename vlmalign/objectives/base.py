@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from vlmalign.errors import ConfigError
-from vlmalign.models.logprobs import ResponseLogProbs
+from vlmalign.logps import ResponseLogProbs
 
 LogProbs = Mapping[str, ResponseLogProbs]
 

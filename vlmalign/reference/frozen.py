@@ -7,7 +7,9 @@ import copy
 import torch
 
 from vlmalign.distributed.zero3 import shard_reference
-from vlmalign.models.logprobs import ResponseLogProbs, ResponseStates
+from vlmalign.logps import ResponseLogProbs
+from vlmalign.models.logprobs import ResponseStates
+from vlmalign.models.views import view_logps, view_states
 from vlmalign.reference.base import ReferencePolicy, batch_device
 
 
@@ -15,8 +17,6 @@ def reference_view_logps(
     backbone, batch: dict, views: tuple[str, ...], share_prefix: bool = True
 ) -> dict[str, ResponseLogProbs]:
     """view_logps without gradients, detached (the reference never trains)."""
-    from vlmalign.module import view_logps
-
     with torch.no_grad():
         return {view: lp.detach() for view, lp in view_logps(backbone, batch, views, share_prefix).items()}
 
@@ -25,8 +25,6 @@ def reference_view_states(
     backbone, batch: dict, views: tuple[str, ...], share_prefix: bool = True
 ) -> dict[str, ResponseStates]:
     """view_states without gradients (the head is applied later, chunk by chunk, also without them)."""
-    from vlmalign.module import view_states
-
     with torch.no_grad():
         return view_states(backbone, batch, views, share_prefix)
 

@@ -7,7 +7,8 @@ import dataclasses
 from torch import Tensor
 
 from vlmalign.errors import ConfigError
-from vlmalign.models.logprobs import ResponseLogProbs, ResponseStates
+from vlmalign.logps import ResponseLogProbs
+from vlmalign.models.logprobs import ResponseStates
 from vlmalign.reference.base import ReferencePolicy
 from vlmalign.reference.frozen import reference_view_logps, reference_view_states
 

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from vlmalign.distributed.zero3 import gathered
 from vlmalign.errors import ConfigError
-from vlmalign.models.logprobs import ResponseLogProbs
+from vlmalign.logps import ResponseLogProbs
 from vlmalign.reference.base import ReferencePolicy, batch_device
 from vlmalign.reference.frozen import reference_view_logps
 from vlmalign.utils.files import DIGEST_SUFFIX, digest_problem, fingerprint, locked, write_digest, write_file_atomic

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import nullcontext
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -12,11 +13,11 @@ from omegaconf import DictConfig, OmegaConf
 from vlmalign.utils import resolvers  # noqa: F401  (registers ${pid:} before composing)
 from vlmalign.utils.files import fingerprint
 
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")  # every Hydra entry point's config folder
+
 
 def compose_train(overrides: Sequence[str] = ()) -> DictConfig:
     """The composed train config for ``overrides``, inside a running Hydra app or on its own."""
-    from vlmalign.train import CONFIG_DIR
-
     context = nullcontext() if GlobalHydra.instance().is_initialized() else \
         initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3")
     with context:

@@ -1,5 +1,6 @@
 """The shapes world: procedural scenes with exact ground truth (DESIGN.md, "The shapes world")."""
 
+from vlmalign.data.shapes.corpus import corpus
 from vlmalign.data.shapes.parse import Mention, parse_count, parse_mentions, parse_yes_no
 from vlmalign.data.shapes.preference import (
     ERROR_TYPES,
@@ -9,7 +10,7 @@ from vlmalign.data.shapes.preference import (
     text_tells,
 )
 from vlmalign.data.shapes.render import render_scene
-from vlmalign.data.shapes.text import CAPTION_PROMPTS, corpus, describe, questions, render_caption, vocabulary
+from vlmalign.data.shapes.text import CAPTION_PROMPTS, describe, questions, render_caption, vocabulary
 from vlmalign.data.shapes.world import (
     COLORS,
     POSITIONS,

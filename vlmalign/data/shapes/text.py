@@ -18,10 +18,10 @@ Three or more objects are joined as "x , y and z".
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from vlmalign.data.shapes.world import COLORS, POSITIONS, SHAPES, SIZES, Scene, ShapeObject, generate_scenes
+from vlmalign.data.shapes.world import COLORS, POSITIONS, SHAPES, SIZES, Scene, ShapeObject
 
 CAPTION_PROMPTS = ("describe the image .", "what is in the image ?", "describe the shapes in the picture .")
 NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -161,18 +161,3 @@ def vocabulary() -> list[str]:
     words |= set(SHAPES) | set(PLURALS.values()) | set(COLORS) | set(SIZES) | set(NUMBERS)
     words |= {w for p in POSITIONS for w in p.split()}
     return sorted(words)
-
-
-def corpus(num_scenes: int = 2000, seed: int = 0) -> Iterator[str]:
-    """Prompts, captions, questions, answers and rejected captions, for tokenizer training."""
-    from vlmalign.data.shapes.preference import make_preference_pair  # preference builds on this module
-
-    yield from CAPTION_PROMPTS
-    rng = random.Random(f"corpus:{seed}")
-    for i, scene in enumerate(generate_scenes("corpus", num_scenes, seed, 1, 4)):
-        yield describe(scene, rng, shuffle=i % 2 == 1)
-        # 0.0 draws no extra random number: the corpus, hence the tokenizer's token ids, stay fixed.
-        for _, question, answer in questions(scene, rng, confusable_negatives=0.0):
-            yield question
-            yield answer
-        yield make_preference_pair(scene, rng, plausibility=float(i % 2), num_errors=1 + i % 3).rejected

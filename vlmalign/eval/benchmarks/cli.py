@@ -28,12 +28,12 @@ from vlmalign.errors import ConfigError, VlmalignError
 from vlmalign.eval.benchmarks.runner import check_images, generate_answers, write_metrics
 from vlmalign.utils import resolvers  # noqa: F401  (registers ${pid:} for conf/hydra)
 from vlmalign.utils.cli import exit_on_user_error
+from vlmalign.utils.compose import CONFIG_DIR
 from vlmalign.utils.instantiate import build
 from vlmalign.utils.reporting import print_metrics_table
 from vlmalign.utils.secrets import check_no_literal_secrets, install_log_redaction
 
 log = logging.getLogger("vlmalign")
-CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 # Flags for the two things users pass most, translated to Hydra overrides before Hydra parses argv.
 FLAGS = {"--answers": "answers_file", "--model": "model_path"}
 

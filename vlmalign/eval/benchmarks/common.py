@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmalign.errors import ConfigError, DataError
-from vlmalign.negatives.jsonl import iter_jsonl
+from vlmalign.io.jsonl import iter_jsonl
 
 log = logging.getLogger("vlmalign.eval")
 
@@ -115,7 +115,7 @@ def read_json(path: str | Path, what: str) -> Any:
 
 def iter_json_lines(path: str | Path, what: str) -> Iterator[tuple[str, Any]]:
     """(``"file:line"``, value) of each non-blank line of a JSON-lines file (the project's one reader,
-    ``vlmalign.negatives.jsonl.iter_jsonl``), errors prefixed by what the file is."""
+    ``vlmalign.io.jsonl.iter_jsonl``), errors prefixed by what the file is."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{what} {path} does not exist")

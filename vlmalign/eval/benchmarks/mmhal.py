@@ -10,7 +10,7 @@ answer and the model's answer and ends its review with "Rating: N", N in 0..6 (6
 hallucination; 3: not informative, no hallucination; 2-0: with hallucination). As in the official
 ``eval_gpt4.py``: a review with no or several ratings scores 0; hallucination rate = share of ratings
 < 3; the average rating overall and per ``question_type``. The judge is any OpenAI-compatible endpoint
-(``vlmalign.negatives.llm.OpenAICompatibleBackend``); its reviews are cached in ``judge.jsonl`` beside
+(``vlmalign.llm.OpenAICompatibleBackend``); its reviews are cached in ``judge.jsonl`` beside
 the answers, keyed by prompt and judge, so a rerun or re-score asks only what is new.
 
 The prompt shipped here (``JUDGE_PROMPT``) is our own wording of the same rubric. Numbers comparable to
@@ -37,7 +37,7 @@ from vlmalign.eval.benchmarks.common import (
     require,
     string_list,
 )
-from vlmalign.negatives.jsonl import JsonlAppender, iter_jsonl, repair_truncated_tail
+from vlmalign.io.jsonl import JsonlAppender, iter_jsonl, repair_truncated_tail
 from vlmalign.utils.files import fingerprint, write_json_atomic
 
 log = logging.getLogger("vlmalign.eval")
@@ -121,7 +121,7 @@ def build_judge(judge: Mapping[str, Any] | None):
     """An OpenAI-compatible backend from ``benchmark.judge`` (None when no ``base_url`` is set)."""
     if not judge or not judge.get("base_url"):
         return None
-    from vlmalign.negatives.llm import OpenAICompatibleBackend
+    from vlmalign.llm import OpenAICompatibleBackend
 
     if not judge.get("model"):
         raise ConfigError("benchmark.judge.model is not set (e.g. gpt-4-0613)")

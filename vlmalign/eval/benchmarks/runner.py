@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from vlmalign.errors import DataError
 from vlmalign.eval.benchmarks.common import Benchmark, Question
 from vlmalign.eval.generation import generate_responses
-from vlmalign.negatives.jsonl import JsonlAppender, iter_jsonl, repair_truncated_tail
+from vlmalign.io.jsonl import JsonlAppender, iter_jsonl, repair_truncated_tail
 from vlmalign.utils.files import write_json_atomic
 
 log = logging.getLogger("vlmalign.eval")

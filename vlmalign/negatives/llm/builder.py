@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vlmalign.llm.backends import CompletionBackend
+from vlmalign.llm.cache import CompletionCache
 from vlmalign.negatives.codebook import Codebook, load_codebook
 from vlmalign.negatives.interface import NegativeBuilder, PreferenceSample, Turn
-from vlmalign.negatives.llm.backends import CompletionBackend
-from vlmalign.negatives.llm.cache import CompletionCache
 from vlmalign.negatives.llm.parse import parse_turns
 from vlmalign.negatives.llm.prompt import render_prompt
 

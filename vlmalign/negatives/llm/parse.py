@@ -7,33 +7,9 @@ invalid_json, not_a_list, bad_item, empty_field, too_long, unknown_error_type, b
 
 from __future__ import annotations
 
-import json
-import re
-from typing import Any
-
+from vlmalign.llm.parse import MAX_FIELD_CHARS, RejectedSample, load_json_list
 from vlmalign.negatives.codebook import Codebook
-from vlmalign.negatives.interface import RejectedSample, Turn
-
-MAX_FIELD_CHARS = 500  # a "question" longer than this is the model rambling, not a turn
-_FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
-
-
-def load_json_list(text: str) -> Any:
-    """The JSON value of ``text``, tolerating a Markdown code fence or prose around one list."""
-    stripped = _FENCE.sub("", text.strip())
-    try:
-        return json.loads(stripped)
-    except json.JSONDecodeError:
-        pass
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\[", stripped):  # the first "[" that opens a complete JSON list
-        try:
-            value, _ = decoder.raw_decode(stripped, match.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, list):
-            return value
-    raise RejectedSample("invalid_json", f"no JSON list in the completion: {text[:120]!r}", raw=text)
+from vlmalign.negatives.interface import Turn
 
 
 def parse_turns(text: str, codebook: Codebook) -> list[Turn]:

@@ -9,8 +9,8 @@ from omegaconf import DictConfig
 
 from vlmalign.errors import VlmalignError
 from vlmalign.pipelines.rlaifv.pipeline import RLAIFVPipeline
-from vlmalign.train import CONFIG_DIR
 from vlmalign.utils.cli import exit_on_user_error
+from vlmalign.utils.compose import CONFIG_DIR
 from vlmalign.utils.reporting import print_metrics_table
 from vlmalign.utils.secrets import check_no_literal_secrets, install_log_redaction
 

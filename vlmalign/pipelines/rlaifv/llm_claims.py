@@ -13,10 +13,9 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from vlmalign.negatives.interface import RejectedSample
-from vlmalign.negatives.llm.backends import CompletionBackend
-from vlmalign.negatives.llm.cache import CompletionCache
-from vlmalign.negatives.llm.parse import MAX_FIELD_CHARS, load_json_list
+from vlmalign.llm.backends import CompletionBackend
+from vlmalign.llm.cache import CompletionCache
+from vlmalign.llm.parse import MAX_FIELD_CHARS, RejectedSample, load_json_list
 from vlmalign.pipelines.rlaifv.claims import Claim
 
 log = logging.getLogger(__name__)

@@ -26,6 +26,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vlmalign.errors import ConfigError
+from vlmalign.job import TrainingJob
 from vlmalign.pipelines.base_model import ensure_base_model
 from vlmalign.pipelines.rlaifv import stages
 from vlmalign.pipelines.rlaifv.store import RoundStore
@@ -157,8 +158,6 @@ class RLAIFVPipeline:
 
     def train_round(self, store: RoundStore, policy: Path, num_pairs: int, seed: int) -> dict:
         """DPO on the round's pairs (a whole ``vlmalign-train`` run), resumed from its last checkpoint."""
-        from vlmalign.train import train
-
         def fit() -> list[dict]:
             cfg = self.compose_round(self.train_overrides(store, policy, num_pairs, seed))
             last = store.directory / "train" / "checkpoints" / "last.ckpt"
@@ -166,7 +165,7 @@ class RLAIFVPipeline:
                 log.info("%s: resuming training from %s", store.directory.name, last)
                 with open_dict(cfg):
                     cfg.ckpt_path = str(last)
-            return [train(cfg)]
+            return [TrainingJob(cfg).run({})]  # ~base: the policy comes in as model.init_from
 
         (metrics,) = store.stage("train", fit)
         return metrics

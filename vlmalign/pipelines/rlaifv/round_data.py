@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from vlmalign.data.encoding import EncodedExample, SequenceEncoder
 from vlmalign.data.shapes import Scene, render_scene
 from vlmalign.errors import DataError
-from vlmalign.negatives.jsonl import iter_jsonl
+from vlmalign.io.jsonl import iter_jsonl
 from vlmalign.utils.files import file_digest
 
 PAIR_FIELDS = ("instruction_id", "prompt", "chosen", "rejected", "scene")

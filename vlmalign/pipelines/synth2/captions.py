@@ -27,10 +27,9 @@ from pathlib import Path
 from vlmalign.data.shapes.text import TEMPLATES, render_caption
 from vlmalign.data.shapes.world import COLORS, POSITIONS, SHAPES, SIZES, Scene, ShapeObject
 from vlmalign.errors import DataError
-from vlmalign.negatives.interface import RejectedSample
-from vlmalign.negatives.llm.backends import CompletionBackend
-from vlmalign.negatives.llm.cache import CompletionCache
-from vlmalign.negatives.llm.parse import load_json_list
+from vlmalign.llm.backends import CompletionBackend
+from vlmalign.llm.cache import CompletionCache
+from vlmalign.llm.parse import RejectedSample, load_json_list
 from vlmalign.utils.files import fingerprint
 
 log = logging.getLogger(__name__)

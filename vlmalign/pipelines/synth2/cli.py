@@ -16,13 +16,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from vlmalign.data.shapes import world_spec
 from vlmalign.errors import ConfigError, VlmalignError
-from vlmalign.pipelines.base_model import base_init
+from vlmalign.pipelines.base_model import resolve_base
 from vlmalign.pipelines.synth2.generator import save_generator
 from vlmalign.pipelines.synth2.real_pairs import real_pairs
 from vlmalign.pipelines.synth2.train_generator import evaluate_generator, fit_generator, generator_spec
 from vlmalign.reference.precomputed import weights_digest
-from vlmalign.train import CONFIG_DIR
 from vlmalign.utils.cli import exit_on_user_error
+from vlmalign.utils.compose import CONFIG_DIR
 from vlmalign.utils.files import atomic_directory
 from vlmalign.utils.instantiate import build
 from vlmalign.utils.reporting import print_metrics_table
@@ -35,7 +35,7 @@ def train_generator(cfg: DictConfig) -> Path:
     """Fit the generator described by ``cfg``; returns its checkpoint directory."""
     started = time.perf_counter()
     real = cfg.real
-    backbone = build(cfg.model, "model", **base_init(cfg))
+    backbone = build(cfg.model, "model", **resolve_base(cfg))
     world = world_spec(real.world, "real.world")
     train = real_pairs(backbone, world.scenes("train", real.num_scenes), world.image_size, real.captions_per_scene,
                        cfg.seed)
