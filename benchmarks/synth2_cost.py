@@ -29,10 +29,10 @@ import torch
 from vlmalign.data.shapes import describe, generate_scenes, render_scene
 from vlmalign.data.synth2_mix import Synth2MixDataModule
 from vlmalign.models import tiny_llava_backbone
+from vlmalign.models.synth2_generator import load_generator
 from vlmalign.module import AlignmentModule
 from vlmalign.objectives import Objective, Synth2CaptioningTerm
 from vlmalign.pipelines.synth2.captions import ShapesCaptionSource
-from vlmalign.pipelines.synth2.generator import load_generator
 from vlmalign.pipelines.synth2.real_pairs import vision_embeddings_of
 
 

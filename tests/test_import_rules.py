@@ -105,3 +105,21 @@ def test_importing_the_objectives_does_not_import_transformers():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+# (importer prefix, imported prefix): the arrows docs/design.md says must never exist, besides the objectives'.
+FORBIDDEN = [
+    ("vlmalign.models", "vlmalign.module"), ("vlmalign.models", "vlmalign.reference"),
+    ("vlmalign.models", "vlmalign.job"), ("vlmalign.reference", "vlmalign.module"),
+    ("vlmalign.data", "vlmalign.pipelines"), ("vlmalign.data", "vlmalign.utils.compose"),
+    ("vlmalign.data", "vlmalign.job"), ("vlmalign", "vlmalign.train"),
+]
+
+
+def test_no_forbidden_arrow():
+    graph = import_graph()
+    found = [f"{importer} -> {target}" for importer, targets in sorted(graph.items()) for target in sorted(targets)
+             for source, forbidden in FORBIDDEN
+             if importer.startswith(source) and (target == forbidden or target.startswith(forbidden + "."))
+             and importer != "vlmalign.train"]
+    assert not found, "imports that docs/design.md forbids:\n" + "\n".join(found)

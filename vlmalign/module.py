@@ -1,6 +1,6 @@
 """AlignmentModule: runs the forward passes the objective asks for, calls it, logs.
 
-One LightningModule for every objective (DESIGN.md rule 3). Per step it encodes each distinct image
+One LightningModule for every objective (docs/design.md, rule 3). Per step it encodes each distinct image
 once, runs all requested views (chosen, rejected, negatives, ...) in one concatenated forward, and
 hands the per-view response log-probs to the objective, together with the reference policy's when
 needed. A term that regularises token by token (``token_kl_views``) gets the summed per-token

@@ -11,13 +11,11 @@ import hydra
 from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from vlmalign.errors import VlmalignError
 from vlmalign.job import TrainingJob
 from vlmalign.pipelines.base_model import resolve_base
 from vlmalign.utils import resolvers  # noqa: F401  (registers ${pid:} for conf/hydra)
-from vlmalign.utils.cli import exit_on_user_error
+from vlmalign.utils.cli import cli_task
 from vlmalign.utils.compose import CONFIG_DIR
-from vlmalign.utils.secrets import install_log_redaction
 
 PREEMPTED_EXIT_STATUS = 128 + 15  # what a shell reports for a process ended by SIGTERM
 
@@ -33,16 +31,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@cli_task("vlmalign")
 def main(cfg: DictConfig) -> float | None:
-    install_log_redaction()
     try:
         metrics = train(cfg)
     except SIGTERMException:  # preempted: the checkpoint is saved; a non-zero status tells the scheduler
         print("vlmalign: preempted; the last checkpoint is saved. Rerun the same command with resume=true.",
               file=sys.stderr)
         sys.exit(PREEMPTED_EXIT_STATUS)
-    except VlmalignError as error:
-        exit_on_user_error("vlmalign", error)
     return metrics.get(cfg.optimized_metric) if cfg.optimized_metric else None
 
 

@@ -3,7 +3,7 @@
 ``validate_run_config(cfg, objective)`` runs right after the objective is built. It reads the composed
 config only (nothing is instantiated but the reference *class*), collects every problem it finds and
 raises one ConfigError listing them all, each naming the config keys involved, the values given and
-the fix. The checks reuse the knowledge that lives elsewhere (a value lives in one place, DESIGN.md
+the fix. The checks reuse the knowledge that lives elsewhere (a value lives in one place, docs/design.md
 rule 5): the views each data task has (``TASK_VIEWS``), which views show the corrupted image m'
 (the collator's ``VIEWS``), and what each reference strategy can serve (``serving_problems``). The
 components keep their own checks too; these only move the failure before minutes of work.

@@ -11,7 +11,7 @@ import zlib
 from omegaconf import DictConfig, open_dict
 
 from tests.hydra_utils import compose_app
-from vlmalign.pipelines.rlaifv.claims import Claim
+from vlmalign.data.shapes.claims import Claim
 
 # train.overrides of a test round: a few DPO steps of the tiny policy, checkpoints every step, a 2-scene evaluation
 TRAIN = ["objective=dpo", "reference=precomputed", "model.image_size=32", "logger=none",

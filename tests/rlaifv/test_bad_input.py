@@ -9,7 +9,7 @@ import pytest
 from tests.rlaifv.helpers import compose_pipeline
 from vlmalign.data.shapes import generate_scenes
 from vlmalign.errors import ConfigError, DataError
-from vlmalign.eval.generation import sample_responses
+from vlmalign.models.generation import sample_responses
 from vlmalign.pipelines.rlaifv.pipeline import RLAIFVPipeline
 from vlmalign.pipelines.rlaifv.round_data import read_pairs
 from vlmalign.utils.instantiate import build

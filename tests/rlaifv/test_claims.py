@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vlmalign.data.shapes import Scene, ShapeObject
-from vlmalign.pipelines.rlaifv.claims import (
+from vlmalign.data.shapes.claims import (
     ShapesClaimSplitter,
     WholeResponseSplitter,
     claim_holds,

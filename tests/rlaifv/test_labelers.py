@@ -8,9 +8,9 @@ from PIL import Image
 
 from vlmalign.data.encoding import SequenceEncoder
 from vlmalign.data.shapes import Scene, ShapeObject
+from vlmalign.data.shapes.claims import object_claim
 from vlmalign.errors import ConfigError
 from vlmalign.models.backbone import VisionLanguageBackbone
-from vlmalign.pipelines.rlaifv.claims import object_claim
 from vlmalign.pipelines.rlaifv.labelers import ModelLabeler, OracleLabeler, Question, answer_token_ids
 
 

@@ -14,9 +14,9 @@ from tests.synth2.test_mix_training import datamodule
 from vlmalign.data.encoding import SequenceEncoder
 from vlmalign.errors import ConfigError, DataError
 from vlmalign.models.loader import tiny_llava_backbone
+from vlmalign.models.synth2_generator import GeneratorSpec, TextToEmbeddingGenerator, load_generator
 from vlmalign.objectives import Synth2CaptioningTerm
 from vlmalign.pipelines.synth2.cli import train_generator
-from vlmalign.pipelines.synth2.generator import GeneratorSpec, TextToEmbeddingGenerator, load_generator
 
 
 def test_real_slots_without_real_scenes_and_unknown_views_are_named(backbone, generator_dir):

@@ -9,7 +9,7 @@ import torch
 
 from vlmalign.data.shapes import generate_scenes, render_scene
 from vlmalign.errors import ConfigError
-from vlmalign.pipelines.synth2.generator import load_generator
+from vlmalign.models.synth2_generator import load_generator
 from vlmalign.pipelines.synth2.real_pairs import real_pairs, vision_embeddings_of
 from vlmalign.pipelines.synth2.train_generator import evaluate_generator, fit_generator, generator_spec
 

@@ -128,11 +128,11 @@ class ShapesDataModule(SplitDataModule):
 
     def prepare_from_policy(self, backbone) -> None:
         """With ``onpolicy``: replace the injected-error pairs by RLHF-V-style pairs on the starting policy's
-        own captions (``vlmalign.pipelines.onpolicy_pairs``). Called once before training, with the
+        own captions (``vlmalign.data.onpolicy_pairs``). Called once before training, with the
         initial weights (also on resume), so every seed and every resumed run gets the same pairs."""
         if self.onpolicy is None:
             return
-        from vlmalign.pipelines.onpolicy_pairs import cached_caption_pairs
+        from vlmalign.data.onpolicy_pairs import cached_caption_pairs
 
         counts, policy = {}, None
         for split in ("train", "val"):

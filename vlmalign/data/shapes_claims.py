@@ -1,7 +1,7 @@
 """Training data for the shapes labeler VLM of RLAIF-V: yes/no verification of claims about a scene.
 
 Each scene gives one true and one false question (balanced labels), drawn from the claims RLAIF-V's
-labeler is asked about (``vlmalign.pipelines.rlaifv.claims``):
+labeler is asked about (``vlmalign.data.shapes.claims``):
 
 - an object claim ("is there a large red circle at the top left ?") with some attributes left out, as
   sampled captions leave them out; a false one changes one attribute of a real object (mostly the
@@ -23,9 +23,9 @@ from __future__ import annotations
 import random
 
 from vlmalign.data.shapes import COLORS, POSITIONS, SHAPES, SIZES, Scene, describe, make_preference_pair
+from vlmalign.data.shapes.claims import Claim, claim_holds, count_claim, object_claim, whole_response_claim
 from vlmalign.data.shapes.text import NUMBERS
 from vlmalign.data.shapes_sft import ShapesSFTDataset
-from vlmalign.pipelines.rlaifv.claims import Claim, claim_holds, count_claim, object_claim, whole_response_claim
 
 # Which attribute a false object claim gets wrong: mostly the shape, the error the captions-only base makes.
 FALSE_CLAIM_MIX = {"shape": 0.4, "color": 0.2, "size": 0.1, "position": 0.15, "absent": 0.15}

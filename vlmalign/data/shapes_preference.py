@@ -83,7 +83,7 @@ class ShapesPreferenceDataset(ShapesSFTDataset):
 
 
 class PolicyCaptionPairs(Dataset):
-    """Pairs from ``vlmalign.pipelines.onpolicy_pairs``: scene ``index`` of ``scenes`` with its prompt, the
+    """Pairs from ``vlmalign.data.onpolicy_pairs``: scene ``index`` of ``scenes`` with its prompt, the
     policy's own caption (rejected) and that caption with its shape errors corrected (chosen)."""
 
     def __init__(self, scenes: ShapesPreferenceDataset, pairs: list[dict]) -> None:

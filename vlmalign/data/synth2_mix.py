@@ -35,7 +35,7 @@ from vlmalign.data.shapes_sft import ShapesSFTDataset
 from vlmalign.data.split_datamodule import SplitDataModule, consumed_train_batches
 from vlmalign.errors import ConfigError
 from vlmalign.models.logprobs import IGNORE_INDEX
-from vlmalign.pipelines.synth2.generator import load_generator
+from vlmalign.models.synth2_generator import load_generator
 
 log = logging.getLogger(__name__)
 MIX_VIEWS = ("chosen", "synthetic")  # real rows, synthetic rows
@@ -211,7 +211,7 @@ class Synth2MixDataModule(SplitDataModule):
 
     def prepare_from_policy(self, backbone) -> None:
         """Refuse a model whose vision tower is not the (frozen) one the generator's embeddings imitate."""
-        from vlmalign.reference.precomputed import weights_digest
+        from vlmalign.models.weights import weights_digest
 
         tower = backbone.core.model.vision_tower
         expected = self.generator.meta.get("vision_tower_digest")

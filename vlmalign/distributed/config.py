@@ -2,7 +2,7 @@
 
 The strategy yamls instantiate Lightning's ``DeepSpeedStrategy`` with ``config=`` this dict, so what DeepSpeed
 runs with is visible in ``vlmalign-train --cfg job`` and in the run's saved config, and is tested key by key
-(tests/deepspeed/test_config.py). Values that live elsewhere are interpolated, not repeated (DESIGN.md rule 5):
+(tests/deepspeed/test_config.py). Values that live elsewhere are interpolated, not repeated (docs/design.md, rule 5):
 gradient clipping is ``trainer.gradient_clip_val``, the mixed-precision mode is ``trainer.precision``.
 
 Lightning fills in what it owns at ``fit`` time: ``gradient_accumulation_steps`` (from

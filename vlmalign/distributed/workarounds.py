@@ -1,4 +1,4 @@
-"""Every DeepSpeed / ZeRO / PEFT / Lightning quirk this project works around, in one module (DESIGN.md rule 8).
+"""Every DeepSpeed / ZeRO / PEFT / Lightning quirk this project works around, in one module (docs/design.md, rule 8).
 
 Each entry says what goes wrong without it, where that was reported, and when it can go. Nothing outside
 ``vlmalign/distributed/`` patches DeepSpeed or Lightning behaviour; callers use the functions below.

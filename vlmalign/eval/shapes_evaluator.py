@@ -12,10 +12,10 @@ from functools import cached_property
 
 from vlmalign.data.shapes import CAPTION_PROMPTS, Scene, WorldSpec, parse_yes_no, render_scene, world_spec
 from vlmalign.errors import ConfigError
-from vlmalign.eval.generation import generate_responses
 from vlmalign.eval.hallucination import caption_metrics
 from vlmalign.eval.pope import POPE_SAMPLINGS, PopeStatistics, build_pope_probes, pope_metrics
 from vlmalign.models.backbone import VisionLanguageBackbone
+from vlmalign.models.generation import generate_responses
 
 SCENE_KINDS = ("usual", "counter_prior")
 

@@ -4,7 +4,7 @@ The module asks it for two things: image features (computed once per unique imag
 log-probs (or the response-position hidden states they come from) of token sequences that reuse
 those features. transformers passes precomputed features
 through ``mm_encoder_outputs``, which is what lets chosen, rejected and every other view of one
-image share a single vision-tower pass (DESIGN.md, "Performance levers").
+image share a single vision-tower pass (docs/design.md, rule 3).
 
 Per family (checked against transformers 5.23 and tested on tiny random models of each class,
 ``tests/model_presets``): LLaVA, Idefics3/SmolVLM, Qwen2-VL and Qwen2.5-VL take a list of per-image

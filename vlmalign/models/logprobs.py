@@ -1,11 +1,11 @@
 """The one log-prob module every objective stands on.
 
 Objectives need s(y|m): the summed log-probability of the response tokens given image and prompt
-(DESIGN.md, "Objective maths"). Prompt, image and padding positions carry label ``IGNORE_INDEX``.
+(docs/design.md, "Objective maths"). Prompt, image and padding positions carry label ``IGNORE_INDEX``.
 
 Why it takes hidden states: a full forward would project *every* position (image tokens and prompt
 included) to the vocabulary and then take an fp32 log-softmax over all of it, which is what runs out
-of memory in DPO (DESIGN.md, "Pitfalls"). Selecting the response positions first (``response_states``)
+of memory in DPO (docs/design.md, "Pitfalls designed out"). Selecting the response positions first (``response_states``)
 and projecting only those, in chunks, costs ~|response|/|sequence| of that. Passing ``head=None``
 treats the input as logits, which is the plain path tests compare against.
 

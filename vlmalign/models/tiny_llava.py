@@ -46,7 +46,7 @@ PROMPT_FIRST_TEMPLATE = CHAT_TEMPLATE.replace(
 
 @dataclass(frozen=True)
 class TinyLlavaSpec:
-    """Sizes of the tiny backbone. Defaults: the 2.3M-parameter model of DESIGN.md's calibration."""
+    """Sizes of the tiny backbone. Defaults: the 2.3M-parameter model of docs/design.md, "Calibration"."""
 
     image_size: int = 64
     patch_size: int = 8

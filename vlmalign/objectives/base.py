@@ -1,4 +1,4 @@
-"""The objective-term interface (DESIGN.md rule 1) and the weighted composite (rule 2).
+"""The objective-term interface (docs/design.md, rule 1) and the weighted composite (rule 2).
 
 A term is a pure function of response log-probs: it declares which *views* (chosen, rejected,
 chosen_corrupted, negatives, ...) it needs and whether it needs a reference policy, and never touches

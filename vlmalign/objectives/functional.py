@@ -1,4 +1,4 @@
-"""Objective maths as plain functions on tensors (DESIGN.md rule 1; torchtune's rlhf losses as model).
+"""Objective maths as plain functions on tensors (docs/design.md, rule 1; torchtune's rlhf losses as model).
 
 Inputs are per-example *summed* response log-probs, shape (B,). Losses are per-example, shape (B,),
 unreduced, unless the docstring says otherwise.

@@ -1,4 +1,4 @@
-"""Supervised fine-tuning: token-mean NLL of the response (DESIGN.md, "SFT")."""
+"""Supervised fine-tuning: token-mean NLL of the response (docs/design.md, "Objective maths")."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ new key, so a stale cache is never used; a truncated or unreadable file is rebui
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -20,6 +19,7 @@ from torch.utils.data import DataLoader
 from vlmalign.distributed.zero3 import gathered
 from vlmalign.errors import ConfigError
 from vlmalign.logps import ResponseLogProbs
+from vlmalign.models.weights import weights_digest
 from vlmalign.reference.base import ReferencePolicy, batch_device
 from vlmalign.reference.frozen import reference_view_logps
 from vlmalign.utils.files import DIGEST_SUFFIX, digest_problem, fingerprint, locked, write_digest, write_file_atomic
@@ -31,14 +31,6 @@ def _plain(value):
     if isinstance(value, (DictConfig, ListConfig)):
         return OmegaConf.to_container(value, resolve=True)
     raise TypeError(f"cannot fingerprint {type(value).__name__} in the reference-cache key")
-
-
-def weights_digest(module: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def tokenizer_digest(tokenizer) -> str:

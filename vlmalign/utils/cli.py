@@ -1,15 +1,21 @@
-"""How every Hydra command ends on a user mistake: one line on stderr, exit status 2, no library traceback."""
+"""How every Hydra command starts and ends: secrets masked in its logs, and a user mistake ends as one line on
+stderr with exit status 2, never a library traceback (lightning-hydra-template's ``task_wrapper`` plays this part)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from vlmalign.errors import VlmalignError
+from vlmalign.utils.secrets import install_log_redaction
+
+Result = TypeVar("Result")
 
 
 def exit_on_user_error(program: str, error: VlmalignError) -> NoReturn:
@@ -21,3 +27,21 @@ def exit_on_user_error(program: str, error: VlmalignError) -> NoReturn:
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         raise error
     sys.exit(2)
+
+
+def cli_task(program: str) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
+    """Decorate a Hydra entry point's function (under ``@hydra.main``): log redaction is installed first, and a
+    ``VlmalignError`` it raises ends through ``exit_on_user_error(program, ...)``."""
+
+    def decorate(task: Callable[..., Result]) -> Callable[..., Result]:
+        @functools.wraps(task)
+        def run(*args, **kwargs) -> Result:
+            install_log_redaction()
+            try:
+                return task(*args, **kwargs)
+            except VlmalignError as error:
+                exit_on_user_error(program, error)
+
+        return run
+
+    return decorate

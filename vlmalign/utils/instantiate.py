@@ -1,4 +1,4 @@
-"""The one instantiate path (DESIGN.md rule 4): Hydra ``_target_`` configs → objects, clear errors.
+"""The one instantiate path (docs/design.md, rule 4): Hydra ``_target_`` configs → objects, clear errors.
 
 A mistake in a config (wrong key, bad value, missing ``???``) surfaces as a ConfigError naming the
 config key, not as a traceback from inside the library being built.

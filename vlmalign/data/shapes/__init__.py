@@ -1,4 +1,4 @@
-"""The shapes world: procedural scenes with exact ground truth (DESIGN.md, "The shapes world")."""
+"""The shapes world: procedural scenes with exact ground truth (docs/design.md, "The shapes world (v3)")."""
 
 from vlmalign.data.shapes.corpus import corpus
 from vlmalign.data.shapes.parse import Mention, parse_count, parse_mentions, parse_yes_no

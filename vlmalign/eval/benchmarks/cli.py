@@ -24,14 +24,14 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from vlmalign.errors import ConfigError, VlmalignError
+from vlmalign.errors import ConfigError
 from vlmalign.eval.benchmarks.runner import check_images, generate_answers, write_metrics
 from vlmalign.utils import resolvers  # noqa: F401  (registers ${pid:} for conf/hydra)
-from vlmalign.utils.cli import exit_on_user_error
+from vlmalign.utils.cli import cli_task
 from vlmalign.utils.compose import CONFIG_DIR
 from vlmalign.utils.instantiate import build
 from vlmalign.utils.reporting import print_metrics_table
-from vlmalign.utils.secrets import check_no_literal_secrets, install_log_redaction
+from vlmalign.utils.secrets import check_no_literal_secrets
 
 log = logging.getLogger("vlmalign")
 # Flags for the two things users pass most, translated to Hydra overrides before Hydra parses argv.
@@ -89,12 +89,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+@cli_task("vlmalign-eval")
 def _hydra_main(cfg: DictConfig) -> None:
-    install_log_redaction()
-    try:
-        evaluate(cfg)
-    except VlmalignError as error:
-        exit_on_user_error("vlmalign-eval", error)
+    evaluate(cfg)
 
 
 def translate_flags(argv: list[str]) -> list[str]:

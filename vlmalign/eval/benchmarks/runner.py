@@ -3,7 +3,7 @@
 ``answers.jsonl`` gets one flushed line per answered question (``question_id, image, prompt, answer``), so
 a killed run loses at most the batch in flight; rerunning with the same ``output_dir`` answers only what
 is missing. ``answers.meta.json`` pins the benchmark settings and the model, so a resumed run can never
-mix two models' answers in one file. Generation is ``vlmalign.eval.generation.generate_responses``
+mix two models' answers in one file. Generation is ``vlmalign.models.generation.generate_responses``
 (greedy, batched, left-padded); a question shared by several splits (POPE's positives) is asked once.
 """
 
@@ -19,8 +19,8 @@ from PIL import Image, UnidentifiedImageError
 
 from vlmalign.errors import DataError
 from vlmalign.eval.benchmarks.common import Benchmark, Question
-from vlmalign.eval.generation import generate_responses
 from vlmalign.io.jsonl import JsonlAppender, iter_jsonl, repair_truncated_tail
+from vlmalign.models.generation import generate_responses
 from vlmalign.utils.files import write_json_atomic
 
 log = logging.getLogger("vlmalign.eval")

@@ -7,25 +7,21 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from vlmalign.errors import VlmalignError
 from vlmalign.pipelines.rlaifv.pipeline import RLAIFVPipeline
-from vlmalign.utils.cli import exit_on_user_error
+from vlmalign.utils.cli import cli_task
 from vlmalign.utils.compose import CONFIG_DIR
 from vlmalign.utils.reporting import print_metrics_table
-from vlmalign.utils.secrets import check_no_literal_secrets, install_log_redaction
+from vlmalign.utils.secrets import check_no_literal_secrets
 
 log = logging.getLogger("vlmalign")
 SHOWN = ("chair_i", "chair_s", "cover", "mentions_per_caption")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="rlaifv")
+@cli_task("vlmalign-rlaifv")
 def main(cfg: DictConfig) -> float | None:
-    install_log_redaction()
     check_no_literal_secrets(cfg)
-    try:
-        summary = RLAIFVPipeline(cfg).run()
-    except VlmalignError as error:
-        exit_on_user_error("vlmalign-rlaifv", error)
+    summary = RLAIFVPipeline(cfg).run()
     columns = {f"round {r['round']}": {k: r[f"test/{k}"] for k in SHOWN if f"test/{k}" in r} for r in summary}
     print_metrics_table(columns, title=f"RLAIF-V: held-out metrics after each round ({cfg.workdir})")
     log.info("summary written to %s/summary.json", cfg.workdir)

@@ -20,10 +20,10 @@ from PIL import Image
 
 from vlmalign.data.encoding import SequenceEncoder
 from vlmalign.data.shapes import Scene
+from vlmalign.data.shapes.claims import Claim, claim_holds
 from vlmalign.errors import ConfigError
-from vlmalign.eval.generation import encode_prompt_batch
 from vlmalign.models.backbone import VisionLanguageBackbone
-from vlmalign.pipelines.rlaifv.claims import Claim, claim_holds
+from vlmalign.models.generation import encode_prompt_batch
 
 YES_WORDS, NO_WORDS = ("yes", "Yes"), ("no", "No")
 

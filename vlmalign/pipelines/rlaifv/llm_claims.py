@@ -13,10 +13,10 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from vlmalign.data.shapes.claims import Claim
 from vlmalign.llm.backends import CompletionBackend
 from vlmalign.llm.cache import CompletionCache
 from vlmalign.llm.parse import MAX_FIELD_CHARS, RejectedSample, load_json_list
-from vlmalign.pipelines.rlaifv.claims import Claim
 
 log = logging.getLogger(__name__)
 

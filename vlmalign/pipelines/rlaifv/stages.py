@@ -9,8 +9,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from vlmalign.eval.generation import sample_responses
-from vlmalign.pipelines.rlaifv.claims import Claim, claim_holds
+from vlmalign.data.shapes.claims import Claim, claim_holds
+from vlmalign.models.generation import sample_responses
 from vlmalign.pipelines.rlaifv.instructions import Instruction
 from vlmalign.pipelines.rlaifv.labelers import Question, accepts
 from vlmalign.pipelines.rlaifv.pairs import ScoredResponse, instruction_pairs, length_balance, response_score

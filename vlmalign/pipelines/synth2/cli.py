@@ -15,18 +15,17 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from vlmalign.data.shapes import world_spec
-from vlmalign.errors import ConfigError, VlmalignError
+from vlmalign.errors import ConfigError
+from vlmalign.models.synth2_generator import save_generator
+from vlmalign.models.weights import weights_digest
 from vlmalign.pipelines.base_model import resolve_base
-from vlmalign.pipelines.synth2.generator import save_generator
 from vlmalign.pipelines.synth2.real_pairs import real_pairs
 from vlmalign.pipelines.synth2.train_generator import evaluate_generator, fit_generator, generator_spec
-from vlmalign.reference.precomputed import weights_digest
-from vlmalign.utils.cli import exit_on_user_error
+from vlmalign.utils.cli import cli_task
 from vlmalign.utils.compose import CONFIG_DIR
 from vlmalign.utils.files import atomic_directory
 from vlmalign.utils.instantiate import build
 from vlmalign.utils.reporting import print_metrics_table
-from vlmalign.utils.secrets import install_log_redaction
 
 log = logging.getLogger("vlmalign")
 
@@ -61,12 +60,9 @@ def train_generator(cfg: DictConfig) -> Path:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="synth2_generator")
+@cli_task("vlmalign-synth2-generator")
 def main(cfg: DictConfig) -> None:
-    install_log_redaction()
-    try:
-        train_generator(cfg)
-    except VlmalignError as error:
-        exit_on_user_error("vlmalign-synth2-generator", error)
+    train_generator(cfg)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from transformers import get_cosine_schedule_with_warmup
 
-from vlmalign.pipelines.synth2.generator import GeneratorSpec, TextToEmbeddingGenerator, tokenize_captions
+from vlmalign.models.synth2_generator import GeneratorSpec, TextToEmbeddingGenerator, tokenize_captions
 from vlmalign.pipelines.synth2.real_pairs import CaptionEmbeddingPairs
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from vlmalign.data.shapes import render_scene
 from vlmalign.data.shapes.corrections import correct_shape_errors
-from vlmalign.eval.generation import generate_responses
-from vlmalign.reference.precomputed import weights_digest
+from vlmalign.models.generation import generate_responses
+from vlmalign.models.weights import weights_digest
 from vlmalign.utils.files import digest_problem, fingerprint, locked, write_json_atomic
 
 log = logging.getLogger(__name__)
