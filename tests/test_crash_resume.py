@@ -56,6 +56,8 @@ def uninterrupted(tmp_path_factory) -> Path:
     (4, "checkpoint_write", "SIGKILL", 2),  # killed half-way through writing the step-4 checkpoint
     (5, "batch_end", "SIGTERM", 5),         # preemption: checkpoint at the end of the current step
     (5, "batch_end", "SIGUSR1", 5),
+    (6, "batch_end", "SIGTERM", 6),         # the last batch of epoch 0: once recorded as epoch 1, skipping its data
+    (6, "batch_end", "SIGUSR1", 6),
 ])
 def test_killed_run_resumes_to_the_same_result(uninterrupted, tmp_path_factory, step, phase, signum, resumed_at):
     root = tmp_path_factory.mktemp("shared") / f"killed_{phase}_{step}_{signum}"
