@@ -23,9 +23,10 @@ from vlmalign.optim import build_optimizer_factory
 from vlmalign.pipelines.base_model import base_init
 from vlmalign.reliability.checkpoint_io import AtomicCheckpointIO, CheckpointError, checkpoint_problem
 from vlmalign.reliability.resume import find_resume_checkpoint, record_identity
-from vlmalign.reliability.run_state import RunStateCallback
+from vlmalign.reliability.run_state import BaseBuildPreempted, RunStateCallback
+from vlmalign.report.status import PREEMPTED
 from vlmalign.utils import resolvers  # noqa: F401  (registers ${pid:} for conf/hydra)
-from vlmalign.utils.cli import exit_on_user_error
+from vlmalign.utils.cli import exit_on_user_error, exit_recorded
 from vlmalign.utils.files import atomic_directory
 from vlmalign.utils.instantiate import build
 from vlmalign.utils.reporting import print_metrics_table, write_results
@@ -49,15 +50,16 @@ def resume_point(cfg: DictConfig, output_dir: Path) -> str | None:
     if cfg.get("resume"):
         found = find_resume_checkpoint(Path(cfg.paths.runs_dir), cfg, exclude=output_dir)
         if found is None:
-            log.info("resume=true: no unfinished run of this config under %s; starting fresh", cfg.paths.runs_dir)
+            log.info("resume=true: no checkpoint of an unfinished run of this config under %s; starting fresh", cfg.paths.runs_dir)
             return None
         log.info("resume=true: resuming from %s", found)
         return str(found)
     return None
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """The whole job for a composed config; returns the test metrics (``test/`` prefixed)."""
+def train(cfg: DictConfig, building_base: bool = False) -> dict[str, float]:
+    """The whole job for a composed config; returns the test metrics (``test/`` prefixed). ``building_base``: this is
+    the SFT base build of another job (``pipelines/base_model.py``), trained in a scratch folder, never resumed."""
     started = time.perf_counter()
     check_no_literal_secrets(cfg)
     pl.seed_everything(cfg.seed, workers=True)
@@ -87,7 +89,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     evaluator = build(cfg.eval, "eval")
     callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.callbacks or {}).items() if node]
     # Always on: RNG state in checkpoints and a checkpoint on preemption (exact resume), NaN/Inf guard.
-    callbacks += [RunStateCallback(), build(cfg.numerics, "numerics", _target_=GUARD)]
+    callbacks += [RunStateCallback(resumable=not building_base), build(cfg.numerics, "numerics", _target_=GUARD)]
     loggers = [build(node, f"logger.{name}") for name, node in (cfg.logger or {}).items() if node]
     if not loggers:  # Lightning refuses a LearningRateMonitor without a logger; with none it has nowhere to write
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
@@ -126,10 +128,12 @@ def main(cfg: DictConfig) -> float | None:
     install_log_redaction()
     try:
         metrics = train(cfg)
-    except SIGTERMException:  # preempted: the checkpoint is saved; a non-zero status tells the scheduler
-        print("vlmalign: preempted; the last checkpoint is saved. Rerun the same command with resume=true.",
-              file=sys.stderr)
-        sys.exit(PREEMPTED_EXIT_STATUS)
+    except SIGTERMException as preempted:  # the checkpoint is saved; a non-zero status tells the scheduler
+        message = ("preempted while building the SFT base; nothing of that build is kept. Rerun the same command: the "
+                   "base build starts over (resume=true is not needed)" if isinstance(preempted, BaseBuildPreempted)
+                   else "preempted; the last checkpoint is saved. Rerun the same command with resume=true.")
+        print(f"vlmalign: {message}", file=sys.stderr)
+        exit_recorded(PREEMPTED_EXIT_STATUS, PREEMPTED, message)
     except VlmalignError as error:
         exit_on_user_error("vlmalign", error)
     return metrics.get(cfg.optimized_metric) if cfg.optimized_metric else None

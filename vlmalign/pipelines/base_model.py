@@ -35,7 +35,7 @@ def ensure_base_model(base: DictConfig, cache_dir: str) -> Path:
     def build(scratch: Path) -> None:
         with open_dict(cfg):
             cfg.paths.output_dir = str(scratch)
-        train(cfg)
+        train(cfg, building_base=True)
         shutil.rmtree(scratch / "checkpoints", ignore_errors=True)  # the HF export in model/ is what is reused
 
     return build_once(target, build, what="SFT base")

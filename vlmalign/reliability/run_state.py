@@ -46,8 +46,16 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
 
 
+class BaseBuildPreempted(SIGTERMException):
+    """Preempted while training an SFT base: its scratch folder is deleted, so there is nothing to resume."""
+
+
 class RunStateCallback(pl.Callback):
-    def __init__(self) -> None:
+    """``resumable=False`` (an SFT base build): on preemption, stop without a checkpoint, which would be deleted
+    with the build's scratch folder, and say that the build starts over."""
+
+    def __init__(self, resumable: bool = True) -> None:
+        self.resumable = resumable
         self._previous: dict[int, object] = {}
         self._signalled: str | None = None
 
@@ -80,6 +88,10 @@ class RunStateCallback(pl.Callback):
             self._stop(trainer)
 
     def _stop(self, trainer: pl.Trainer) -> None:
+        if not self.resumable:
+            log.warning("preempted at step %d of the SFT base build: a base build is not resumable, it starts over "
+                        "when the job is rerun", trainer.global_step)
+            raise BaseBuildPreempted
         path = checkpoint_dir(trainer) / "last.ckpt"
         trainer.save_checkpoint(path)
         log.warning("preempted at step %d by %s: checkpoint saved to %s; rerun with resume=true",
