@@ -342,7 +342,7 @@ def test_no_secret_by_any_route_reaches_a_file_of_the_run_or_the_cache(tmp_path)
     assert list(run.rglob("*.wandb")) and list(run.rglob("hparams.yaml"))  # the files the leak was found in
     assert _files_holding(tmp_path, CANARY) == [] and CANARY not in done.stdout
     hparams = (next(run.rglob("hparams.yaml"))).read_text()
-    assert "key=***&page=2" in hparams and "$OPENAI_API_KEY" in hparams  # the run name shows the variable's name
+    assert "key=***&page=2" in hparams and "+notes.openai_api_key=***" in hparams  # the run name, masked
 
     literal = f"+notes.endpoint=https://api.example.com/v1?key={CANARY}"
     refused = _train_cli(tmp_path / "literal", literal) if (tmp_path / "literal").mkdir() is None else None

@@ -70,7 +70,7 @@ def test_two_training_steps_with_data_rlaif_v(tmp_path):
         "evaluate_initial=false", "eval.num_scenes=2", "eval.max_new_tokens=4",
     ], tmp_path / "run", tmp_path / "cache")
     metrics = train(cfg)
-    assert "test/chair_i" in metrics
+    assert "test/chair_i" not in metrics  # a dataset file is not the shapes world: no table of zeros (vlmalign-eval)
     assert (tmp_path / "run" / "model" / "config.json").exists()
     cached = list((tmp_path / "cache" / "reference").glob("*.pt"))
     assert len(cached) == 1
