@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import warnings
 from types import SimpleNamespace
 
 from tests.hydra_utils import compose_train
@@ -34,3 +35,13 @@ def test_the_torchvision_fallback_notice_and_the_litlogger_tip_are_not_printed(c
         tip.info("💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger](...)")
         tip.info("GPU available: False, used: False")
     assert "litlogger" not in caplog.text and "GPU available" in caplog.text
+
+
+def test_a_lora_backbone_loads_without_future_warnings(tiny_checkpoint):
+    from vlmalign.models import load_backbone
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backbone = load_backbone(str(tiny_checkpoint), lora={"enabled": True, "r": 4, "alpha": 8})
+    assert backbone.is_lora
+    assert [str(w.message) for w in caught if issubclass(w.category, FutureWarning)] == []

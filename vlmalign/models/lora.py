@@ -12,6 +12,7 @@ the module path, not the layer name, is what keeps them out.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 
 from peft import LoraConfig, get_peft_model
@@ -63,4 +64,8 @@ def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
     config = LoraConfig(
         r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=target, bias="none"
     )
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():
+        # PEFT reads transformers' deprecated ``is_gradient_checkpointing`` (FutureWarning on every LoRA run); not ours
+        # to rename, and the value it reads is right.
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, config)
