@@ -148,8 +148,9 @@ def test_no_config_turns_trust_remote_code_on():
 
 def test_loader_passes_trust_remote_code_false_by_default(tmp_path, monkeypatch):
     import inspect
+    from types import SimpleNamespace
 
-    from vlmalign.models import loader
+    from vlmalign.models import loader, processors
 
     assert inspect.signature(loader.load_backbone).parameters["trust_remote_code"].default is False
     seen = []
@@ -162,11 +163,17 @@ def test_loader_passes_trust_remote_code_false_by_default(tmp_path, monkeypatch)
         seen.append(("model", kwargs.get("trust_remote_code")))
         raise OSError("no checkpoint here")
 
-    monkeypatch.setattr(loader.AutoProcessor, "from_pretrained", fake_processor)
+    def fake_config(source, **kwargs):  # read first where torchvision is missing (vlmalign/models/processors.py)
+        seen.append(("config", kwargs.get("trust_remote_code")))
+        return SimpleNamespace(model_type="llava")
+
+    monkeypatch.setattr(processors.AutoConfig, "from_pretrained", fake_config)
+    monkeypatch.setattr(processors.AutoProcessor, "from_pretrained", fake_processor)
     monkeypatch.setattr(loader.AutoModelForImageTextToText, "from_pretrained", fake_model)
     with pytest.raises(ConfigError):
         loader.load_backbone(str(tmp_path))
-    assert seen == [("processor", False), ("model", False)]
+    assert [step for step in seen if step[0] != "config"] == [("processor", False), ("model", False)]
+    assert all(trust is False for _, trust in seen)
 
 
 # --- the OpenAI-compatible backend --------------------------------------------------------------------------
