@@ -351,7 +351,8 @@ def test_no_secret_by_any_route_reaches_a_file_of_the_run_or_the_cache(tmp_path)
     hparams = (next(run.rglob("hparams.yaml"))).read_text()
     assert "key=***&page=2" in hparams and "+notes.openai_api_key=***" in hparams  # the run name, masked
 
-    literal = f"+notes.endpoint=https://api.example.com/v1?key={CANARY}"
-    refused = _train_cli(tmp_path / "literal", literal) if (tmp_path / "literal").mkdir() is None else None
-    assert refused.returncode == 2 and "+notes.endpoint=..., a credential in a URL" in refused.stdout
+    literal = f"+notes.endpoint='https://api.example.com/v1?key={CANARY}'"
+    (tmp_path / "literal").mkdir()
+    refused = _train_cli(tmp_path / "literal", literal)
+    assert refused.returncode == 2 and "+notes.endpoint=..., a credential in a URL" in refused.stdout, refused.stdout
     assert CANARY not in refused.stdout and _files_holding(tmp_path / "literal", CANARY) == []
