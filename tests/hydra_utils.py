@@ -38,3 +38,16 @@ def compose_train(overrides: list[str], output_dir: Path, cache_dir: Path | None
 
 def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def require_sweep_plugin(module: str) -> None:
+    """Skip without the ``sweep`` extra, except in CI, which installs it (Makefile): there a missing plugin fails."""
+    import importlib
+    import os
+
+    import pytest
+
+    if os.environ.get("CI"):
+        importlib.import_module(module)
+    else:
+        pytest.importorskip(module, reason="the sweep extra is not installed: pip install -e '.[sweep]'")

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from tests.hydra_utils import CONF, compose_train
+from tests.hydra_utils import CONF, compose_train, require_sweep_plugin
 from vlmalign.logps import ResponseLogProbs
 from vlmalign.objectives import AnchorTerm
 from vlmalign.report.callback import missing_plugins
@@ -139,7 +139,7 @@ def test_the_optuna_search_composes_without_the_plugin_and_scores_on_validation_
     ("slurm", "hydra_plugins.hydra_submitit_launcher", "submitit_launcher.SlurmLauncher"),
 ])
 def test_launcher_configs_compose_when_their_plugin_is_installed(launcher, plugin, target):
-    pytest.importorskip(plugin, reason="the sweep extra is not installed")
+    require_sweep_plugin(plugin)
     cfg = _compose_with_hydra([f"hydra/launcher={launcher}"])
     assert cfg.hydra.launcher._target_ == f"{plugin}.{target}"
     if launcher == "slurm":

@@ -13,7 +13,7 @@ import pytest
 import pytorch_lightning as pl
 from omegaconf import open_dict
 
-from tests.hydra_utils import CONF, compose_train
+from tests.hydra_utils import CONF, compose_train, require_sweep_plugin
 from vlmalign.report.cli import main as report
 
 ROOT = CONF.parent
@@ -47,7 +47,7 @@ def test_a_sweep_runs_every_member_records_the_crashed_one_and_the_report_lists_
     """The default launcher runs members one after another; joblib runs them in worker processes, which must
     still write into one sweep folder (conf/hydra/default.yaml)."""
     if launcher != "basic":
-        pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="the sweep extra is not installed")
+        require_sweep_plugin("hydra_plugins.hydra_joblib_launcher")
     crash = ["+callbacks.crash._target_=tests.test_multirun.CrashOn",
              "+callbacks.crash.objective=${hydra:runtime.choices.objective}", "+callbacks.crash.crash_on=cpo"]
     done = subprocess.run([sys.executable, "-m", "vlmalign.train", "-m", f"hydra/launcher={launcher}",
@@ -110,7 +110,7 @@ def test_a_wandb_offline_run_logs_the_samples_table_syncs_later_and_holds_no_sec
 
 
 def test_the_optuna_search_runs_trials_and_writes_the_best_pair(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the sweep extra is not installed")
+    require_sweep_plugin("hydra_plugins.hydra_optuna_sweeper")
     done = subprocess.run([sys.executable, "-m", "vlmalign.train", "-m", "hparams_search=dpo_beta",
                            "hydra.sweeper.n_trials=2", "reference=frozen", *TINY], cwd=ROOT, env=_env(tmp_path),
                           capture_output=True, text=True, timeout=600)

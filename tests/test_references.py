@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -142,3 +145,40 @@ def test_cache_tampered_but_readable_fails_its_checksum_and_is_rebuilt(tiny_chec
     torch.save(payload, reference.path)
     reference.prepare(datamodule, VIEWS)
     assert reference.table == good
+
+
+def test_a_cache_whose_digest_was_deleted_is_rebuilt_not_re_digested(tiny_checkpoint, tmp_path, caplog):
+    reference, datamodule, good = _prepared_cache(tiny_checkpoint, tmp_path)
+    digest = Path(str(reference.path) + ".sha256")
+    assert digest.exists()  # written with the cache, before it was renamed into place
+    payload = torch.load(reference.path, weights_only=True)
+    payload["table"][next(iter(payload["table"]))]["chosen"] = (123.0, 1)  # tampered, then its digest removed
+    torch.save(payload, reference.path)
+    digest.unlink()
+    with caplog.at_level(logging.WARNING):
+        reference.prepare(datamodule, VIEWS)
+    assert reference.table == good and "has no recorded checksum" in caplog.text and "rebuilding" in caplog.text
+    assert digest.exists()
+
+
+def test_a_checksummed_file_never_exists_without_its_digest(tmp_path, monkeypatch):
+    """The digest is written before the rename: a process killed in between leaves the old file with the new
+    digest (refused), never an unvouched file."""
+    from vlmalign.utils import files
+
+    target = tmp_path / "cache.pt"
+    files.write_file_atomic(target, lambda handle: handle.write(b"old"), checksum=True)
+
+    replace = files.os.replace
+
+    def die_after_the_digest(source, destination):
+        if not str(destination).endswith(".sha256"):
+            raise KeyboardInterrupt  # stands for a kill between the digest write and the file's rename
+        replace(source, destination)
+
+    monkeypatch.setattr(files.os, "replace", die_after_the_digest)
+    with pytest.raises(KeyboardInterrupt):
+        files.write_file_atomic(target, lambda handle: handle.write(b"new"), checksum=True)
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old" and "corrupt" in files.digest_problem(target)
+    assert not list(tmp_path.glob(".*.tmp"))

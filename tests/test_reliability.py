@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import subprocess
@@ -110,6 +111,45 @@ def test_resume_falls_back_to_the_newest_checkpoint_that_verifies(tmp_path):
     assert find_resume_checkpoint(tmp_path / "runs", cfg) is None  # a finished run is not resumed
 
 
+def test_resume_stops_when_every_checkpoint_is_corrupt_instead_of_starting_at_step_0(tmp_path):
+    from tests.hydra_utils import compose_train
+    from vlmalign.reliability.resume import record_identity
+
+    cfg = compose_train(["experiment=sft_shapes"], tmp_path / "out", tmp_path / "cache")
+    run = tmp_path / "runs" / "a"
+    record_identity(run, cfg, None)
+    assert find_resume_checkpoint(tmp_path / "runs", cfg) is None  # killed before any checkpoint: a fresh start
+    for name in ("step000002.ckpt", "last.ckpt"):
+        _checkpoint(run / "checkpoints" / name, 2)
+        (run / "checkpoints" / name).write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(CheckpointError, match=r"none of the 2 checkpoints .* verifies .* rerun without resume=true"):
+        find_resume_checkpoint(tmp_path / "runs", cfg)
+
+
+def test_a_full_disk_is_one_error_naming_the_file_and_earlier_checkpoints_stay_intact(tmp_path):
+    """RLIMIT_FSIZE stands in for a full disk: the write fails part-way as on ENOSPC (torch: "unexpected pos")."""
+    import resource
+    import signal
+
+    io = AtomicCheckpointIO()
+    earlier = tmp_path / "checkpoints" / "step000002.ckpt"
+    io.save_checkpoint({"global_step": 2, "w": torch.zeros(10)}, earlier)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write then fails with EFBIG instead of a kill
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))
+    try:
+        with pytest.raises(CheckpointError) as caught:
+            io.save_checkpoint({"global_step": 4, "w": torch.zeros(1 << 20)}, tmp_path / "checkpoints" / "last.ckpt")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    message = str(caught.value)
+    assert "\n" not in message and f"could not write checkpoint {tmp_path / 'checkpoints' / 'last.ckpt'}" in message
+    assert "are intact" in message and "resume=true" in message
+    assert io.load_checkpoint(earlier)["global_step"] == 2
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step000002.ckpt", "step000002.ckpt.sha256"]
+
+
 JOB = [
     "experiment=sft_shapes", "task_name=guard", "logger=none", "callbacks.progress_bar=null",
     "trainer.max_steps=6", "trainer.val_check_interval=6", "callbacks.model_checkpoint.every_n_train_steps=2",
@@ -137,6 +177,8 @@ def test_nan_loss_stops_the_run_naming_step_and_samples_and_keeps_good_checkpoin
     checkpoint = AtomicCheckpointIO().load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 2
     assert all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values())
+    status = json.loads((run / "status.json").read_text())  # not "running": the exit is recorded
+    assert (status["status"], status["exit_status"]) == ("failed", 2) and "non-finite loss at step 3" in status["error"]
 
 
 def test_nan_skip_policy_drops_the_update_counts_it_and_finishes(tmp_path):
@@ -160,6 +202,8 @@ def test_a_bad_checkpoint_path_fails_in_seconds_before_any_base_is_trained(tmp_p
     assert done.returncode == 2
     assert f"vlmalign: error: ckpt_path: {torn} cannot be read" in done.stdout and "Traceback" not in done.stdout
     assert not (tmp_path / "cache" / "bases").exists()  # the default job's SFT base was never started
+    [status] = [json.loads(p.read_text()) for p in tmp_path.rglob("status.json")]
+    assert status["status"] == "failed" and status["exit_status"] == 2 and "cannot be read" in status["error"]
 
 
 def test_two_concurrent_runs_share_one_base_build_and_never_share_a_folder(tmp_path):

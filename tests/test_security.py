@@ -149,8 +149,9 @@ def test_no_config_turns_trust_remote_code_on():
 
 def test_loader_passes_trust_remote_code_false_by_default(tmp_path, monkeypatch):
     import inspect
+    from types import SimpleNamespace
 
-    from vlmalign.models import loader
+    from vlmalign.models import loader, processors
 
     assert inspect.signature(loader.load_backbone).parameters["trust_remote_code"].default is False
     seen = []
@@ -163,11 +164,17 @@ def test_loader_passes_trust_remote_code_false_by_default(tmp_path, monkeypatch)
         seen.append(("model", kwargs.get("trust_remote_code")))
         raise OSError("no checkpoint here")
 
-    monkeypatch.setattr(loader.AutoProcessor, "from_pretrained", fake_processor)
+    def fake_config(source, **kwargs):  # read first where torchvision is missing (vlmalign/models/processors.py)
+        seen.append(("config", kwargs.get("trust_remote_code")))
+        return SimpleNamespace(model_type="llava")
+
+    monkeypatch.setattr(processors.AutoConfig, "from_pretrained", fake_config)
+    monkeypatch.setattr(processors.AutoProcessor, "from_pretrained", fake_processor)
     monkeypatch.setattr(loader.AutoModelForImageTextToText, "from_pretrained", fake_model)
     with pytest.raises(ConfigError):
         loader.load_backbone(str(tmp_path))
-    assert seen == [("processor", False), ("model", False)]
+    assert [step for step in seen if step[0] != "config"] == [("processor", False), ("model", False)]
+    assert all(trust is False for _, trust in seen)
 
 
 # --- the OpenAI-compatible backend --------------------------------------------------------------------------
@@ -311,3 +318,42 @@ def test_the_hydra_callback_stops_a_run_before_anything_is_saved(capsys):
     assert caught.value.code == 2
     err = capsys.readouterr().err
     assert "llm.api_key" in err and "hydra.overrides.task[0] (llm.api_key=...)" in err and KEY not in err
+
+
+CANARY = "canary-4f1d2b9e7a6c3e58"  # a value no run would write by chance
+
+
+def _train_cli(root: Path, *overrides: str):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VLMALIGN_ROOT": str(root), "VLMALIGN_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1",
+           "OPENAI_API_KEY": CANARY, "WANDB_MODE": "offline"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, "-m", "vlmalign.train", *TINY_RUN, *overrides], env=env, cwd=root,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+
+
+def _files_holding(root: Path, secret: str) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+def test_no_secret_by_any_route_reaches_a_file_of_the_run_or_the_cache(tmp_path):
+    """Through the environment into a secret-named key (the form the literal-secret refusal recommends), and into a
+    URL under a harmless name: the run (wandb offline, CSV) writes neither, not in its name, hparams.yaml, the .wandb
+    file or wandb's debug logs. Written out literally in a URL, it is refused before anything is saved."""
+    done = _train_cli(tmp_path, "logger=wandb", "+notes.openai_api_key=${oc.env:OPENAI_API_KEY}",
+                      "+notes.endpoint='https://api.example.com/v1?key=${oc.env:OPENAI_API_KEY}&page=2'")
+    assert done.returncode == 0, done.stdout[-3000:]
+    [run] = [p.parent for p in tmp_path.rglob("metrics.json")]
+    assert list(run.rglob("*.wandb")) and list(run.rglob("hparams.yaml"))  # the files the leak was found in
+    assert _files_holding(tmp_path, CANARY) == [] and CANARY not in done.stdout
+    hparams = (next(run.rglob("hparams.yaml"))).read_text()
+    assert "key=***&page=2" in hparams and "+notes.openai_api_key=***" in hparams  # the run name, masked
+
+    literal = f"+notes.endpoint='https://api.example.com/v1?key={CANARY}'"
+    (tmp_path / "literal").mkdir()
+    refused = _train_cli(tmp_path / "literal", literal)
+    assert refused.returncode == 2 and "+notes.endpoint=..., a credential in a URL" in refused.stdout, refused.stdout
+    assert CANARY not in refused.stdout and _files_holding(tmp_path / "literal", CANARY) == []

@@ -44,7 +44,7 @@ ZERO3 = "trainer.strategy={_target_:pytorch_lightning.strategies.DeepSpeedStrate
 
 def validate(overrides: list[str]) -> None:
     cfg = compose_train(overrides)
-    validate_run_config(cfg, build(cfg.objective, "objective"))
+    validate_run_config(cfg, build(cfg.objective, "objective"), read_data=False)  # data files: the last tests
 
 
 def raises(*patterns: str):
@@ -238,3 +238,33 @@ def test_onpolicy_pairs_need_preference_data():
     with raises("data.pair_kind=onpolicy makes preference pairs"):
         validate(["data=shapes_nsft", "objective=nsft", "reference=none", "data.pair_kind=onpolicy"])
     validate(["objective=dpo", "data.pair_kind=onpolicy"])
+
+
+def _pairs_with_a_missing_image(folder) -> str:
+    from tests.data_adapters.schemas import save_image, write_jsonl
+
+    save_image(folder / "a.png")
+    good = {"prompt": "describe", "chosen": "a red square", "rejected": "a blue circle", "image": "a.png"}
+    return str(write_jsonl(folder / "pairs.jsonl", [{**good, "id": "ok"}, {**good, "id": "gone", "image": "b.png"}]))
+
+
+@pytest.mark.parametrize(("overrides", "messages"), [
+    (["optimizer.lr=abc"], ["optimizer.lr='abc' must be a number"]),
+    (["data=local_preference"], ["data.train_file is not set"]),
+    (["data=local_preference", "data.train_file=PAIRS"], [r"pairs.jsonl: row 1 \(id gone\): image file .*b.png does "
+                                                          "not exist"]),
+    (["data=local_preference", "data.train_file=PAIRS", "optimizer.betas=[0.9]", "scheduler.num_warmup_steps=x"],
+     ["3 problems", r"optimizer.betas=\[0.9\] must be 2 numbers", "scheduler.num_warmup_steps='x'", "b.png"]),
+], ids=["lr", "no-train-file", "missing-image", "all-at-once"])
+def test_mistakes_once_seen_after_the_base_build_are_reported_before_any_model_is_built(tmp_path, overrides,
+                                                                                         messages):
+    from tests.hydra_utils import compose_train as compose_run
+    from vlmalign.train import train
+
+    overrides = [o.replace("PAIRS", _pairs_with_a_missing_image(tmp_path)) for o in overrides]
+    cfg = compose_run(overrides, tmp_path / "run", tmp_path / "cache")
+    with pytest.raises(ConfigError) as caught:
+        train(cfg)
+    for message in messages:
+        assert re.search(message, str(caught.value)), str(caught.value)
+    assert not (tmp_path / "cache" / "bases").exists()  # the default job's SFT base was never started

@@ -23,7 +23,7 @@ from vlmalign.utils.files import atomic_directory
 from vlmalign.utils.instantiate import build
 from vlmalign.utils.reporting import print_metrics_table, write_results
 from vlmalign.utils.secrets import check_no_literal_secrets, redact_secrets
-from vlmalign.validation import validate_run_config
+from vlmalign.validation import FILE_DATAMODULE, validate_run_config
 
 log = logging.getLogger("vlmalign")
 GUARD = "vlmalign.reliability.numerics.NonFiniteGuard"
@@ -40,7 +40,8 @@ def resume_point(cfg: DictConfig, output_dir: Path) -> str | None:
     if cfg.get("resume"):
         found = find_resume_checkpoint(Path(cfg.paths.runs_dir), cfg, exclude=output_dir)
         if found is None:
-            log.info("resume=true: no unfinished run of this config under %s; starting fresh", cfg.paths.runs_dir)
+            log.info("resume=true: no checkpoint of an unfinished run of this config under %s; starting fresh",
+                     cfg.paths.runs_dir)
             return None
         log.info("resume=true: resuming from %s", found)
         return str(found)
@@ -55,10 +56,12 @@ class TrainingJob:
     backbone from ``init`` (the model's keyword arguments that load its starting weights: ``init_from`` /
     ``modules_from``, or {}), fits, evaluates and writes the results. ``vlmalign-train`` resolves the SFT base
     between the two (``vlmalign.pipelines.base_model.resolve_base``); a job never builds a base itself.
+    ``building_base``: this job is the SFT base build of another (``pipelines/base_model.py``), trained in a scratch
+    folder and never resumed.
     """
 
-    def __init__(self, cfg: DictConfig) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: DictConfig, building_base: bool = False) -> None:
+        self.cfg, self.building_base = cfg, building_base
         self.started = time.perf_counter()
         check_no_literal_secrets(cfg)
         pl.seed_everything(cfg.seed, workers=True)
@@ -89,10 +92,13 @@ class TrainingJob:
             reference=build(cfg.reference, "reference"),
             share_prefix=cfg.performance.share_prefix,
         )
-        evaluator = build(cfg.eval, "eval")
-        callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.callbacks or {}).items() if node]
+        shapes_eval = evaluates_the_shapes_world(cfg)
+        evaluator = build(cfg.eval, "eval") if shapes_eval else None
+        callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.callbacks or {}).items()
+                     if node and (shapes_eval or name != "hallucination_eval")]
         # Always on: RNG state in checkpoints and a checkpoint on preemption (exact resume), NaN/Inf guard.
-        callbacks += [RunStateCallback(), build(cfg.numerics, "numerics", _target_=GUARD)]
+        callbacks += [RunStateCallback(resumable=not self.building_base),
+                      build(cfg.numerics, "numerics", _target_=GUARD)]
         loggers = [build(node, f"logger.{name}") for name, node in (cfg.logger or {}).items() if node]
         if not loggers:  # Lightning refuses a LearningRateMonitor without a logger; with none it has nowhere to write
             callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
@@ -104,7 +110,7 @@ class TrainingJob:
         module.reference.prepare(datamodule, objective.views, device=trainer.strategy.root_device)
 
         columns: dict[str, dict[str, float]] = {}
-        if cfg.evaluate_initial:
+        if cfg.evaluate_initial and evaluator is not None:
             with distributed.before_fit(backbone):
                 columns["base" if "init_from" in init else "initial"] = evaluator.evaluate(backbone).metrics
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -112,15 +118,31 @@ class TrainingJob:
 
         with atomic_directory(output_dir / "model") as scratch:  # replaced whole, never half-written
             backbone.save_pretrained(scratch, merge_lora=cfg.export.merge_lora)
-        result = evaluator.evaluate(backbone)
-        log_samples_table(loggers, "test/samples", evaluator, result.samples, step=trainer.global_step)
-        columns[cfg.task_name] = result.metrics
-        metrics = {f"test/{k}": v for k, v in result.metrics.items()}
+        samples: list[dict] = []
+        metrics: dict[str, float] = {}
+        if evaluator is not None:
+            result = evaluator.evaluate(backbone)
+            log_samples_table(loggers, "test/samples", evaluator, result.samples, step=trainer.global_step)
+            columns[cfg.task_name], samples = result.metrics, result.samples
+            metrics = {f"test/{k}": v for k, v in result.metrics.items()}
         metrics["time/total_s"] = time.perf_counter() - started
-        write_results(output_dir, metrics, result.samples)
+        write_results(output_dir, metrics, samples)
         for logger in loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
             logger.finalize("success")
-        print_metrics_table(columns, title=f"{cfg.task_name}: {evaluator.num_scenes} held-out scenes")
+        if evaluator is not None:
+            print_metrics_table(columns, title=f"{cfg.task_name}: {evaluator.num_scenes} held-out scenes")
         log.info("results written to %s (%.0f s)", output_dir, metrics["time/total_s"])
         return metrics
+
+
+def evaluates_the_shapes_world(cfg: DictConfig) -> bool:
+    """Whether the shapes-world evaluation (final and during validation) scores this run. Not when it trains on a
+    dataset file: scenes of a world it never saw scored a real model at zero, printed as a 30-row table. Such a model
+    is scored by the benchmark CLI (``vlmalign-eval``) on the exported ``model/``."""
+    if OmegaConf.select(cfg, "data._target_") == FILE_DATAMODULE:
+        log.info("data=%s is a dataset file, not the shapes world: no shapes-world evaluation. Score the exported "
+                 "model with vlmalign-eval (README, 'Public hallucination benchmarks')",
+                 OmegaConf.select(cfg, "data.adapter._target_"))
+        return False
+    return bool(cfg.get("eval"))

@@ -13,8 +13,10 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from vlmalign.job import TrainingJob
 from vlmalign.pipelines.base_model import resolve_base
+from vlmalign.reliability.run_state import BaseBuildPreempted
+from vlmalign.report.status import PREEMPTED
 from vlmalign.utils import resolvers  # noqa: F401  (registers ${pid:} for conf/hydra)
-from vlmalign.utils.cli import cli_task
+from vlmalign.utils.cli import cli_task, exit_recorded
 from vlmalign.utils.compose import CONFIG_DIR
 
 PREEMPTED_EXIT_STATUS = 128 + 15  # what a shell reports for a process ended by SIGTERM
@@ -35,10 +37,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
-    except SIGTERMException:  # preempted: the checkpoint is saved; a non-zero status tells the scheduler
-        print("vlmalign: preempted; the last checkpoint is saved. Rerun the same command with resume=true.",
-              file=sys.stderr)
-        sys.exit(PREEMPTED_EXIT_STATUS)
+    except SIGTERMException as preempted:  # the checkpoint is saved; a non-zero status tells the scheduler
+        message = ("preempted while building the SFT base; nothing of that build is kept. Rerun the same command: the "
+                   "base build starts over (resume=true is not needed)" if isinstance(preempted, BaseBuildPreempted)
+                   else "preempted; the last checkpoint is saved. Rerun the same command with resume=true.")
+        print(f"vlmalign: {message}", file=sys.stderr)
+        exit_recorded(PREEMPTED_EXIT_STATUS, PREEMPTED, message)
     return metrics.get(cfg.optimized_metric) if cfg.optimized_metric else None
 
 

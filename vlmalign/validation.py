@@ -13,18 +13,21 @@ Only keys that exist are checked: configs for HF models or other datasets may la
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Sequence
 from typing import Any
 
-from hydra.utils import get_class
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_class, get_method, instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vlmalign.data.collate import VIEWS as VIEW_SOURCES
 from vlmalign.data.datamodule import TASK_VIEWS
+from vlmalign.data.file_reading import read_files
 from vlmalign.data.shapes.world import world_spec
 from vlmalign.data.shapes_sft import SHARES, mixture_problems
 from vlmalign.distributed.checks import deepspeed_problems
-from vlmalign.errors import ConfigError
+from vlmalign.errors import ConfigError, VlmalignError
 from vlmalign.objectives.base import Objective
 from vlmalign.reference import FrozenCopyReference, LoraDisabledReference, NoReference, ReferencePolicy
 from vlmalign.reference.lora_disabled import NEEDS_LORA
@@ -32,11 +35,13 @@ from vlmalign.reference.lora_disabled import NEEDS_LORA
 _ABSENT = object()
 
 
-def validate_run_config(cfg: DictConfig, objective: Objective) -> None:
-    """Raise one ConfigError listing every problem of the composed run config ``cfg`` (nothing if it can run)."""
+def validate_run_config(cfg: DictConfig, objective: Objective, read_data: bool = True) -> None:
+    """Raise one ConfigError listing every problem of the composed run config ``cfg`` (nothing if it can run).
+    ``read_data``: also read a file dataset's rows and images (``False``: the config alone, no file opened)."""
     problems: list[str] = []
-    for check in (_check_reference, _check_views, _check_image_sizes, _check_world, _check_task_mixture,
-                  _check_strategy, _check_trainer_and_batch):
+    checks = [_check_reference, _check_views, _check_image_sizes, _check_world, _check_task_mixture, _check_strategy,
+              _check_trainer_and_batch, _check_optimizer_and_scheduler]
+    for check in [*checks, _check_data_files] if read_data else checks:
         try:
             problems.extend(check(cfg, objective))
         except _Unreadable as error:
@@ -208,3 +213,64 @@ def _check_trainer_and_batch(cfg: DictConfig, objective: Objective) -> list[str]
     if batch_size is not _ABSENT and not (_is_int(batch_size) and batch_size >= 1):
         problems.append(f"data.batch_size={batch_size!r} must be an integer >= 1")
     return problems
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_optimizer_and_scheduler(cfg: DictConfig, objective: Objective) -> list[str]:
+    """Check 7: the optimizer's and the scheduler's numeric arguments are numbers (``optimizer.lr=abc`` failed only
+    once the SFT base had trained, naming the group): each key whose default in the target's signature is a
+    number (or a tuple of numbers, AdamW's betas) must be given as one."""
+    problems = []
+    for group in ("optimizer", "scheduler"):
+        node = _get(cfg, group)
+        if not isinstance(node, DictConfig) or not isinstance(node.get("_target_"), str):
+            continue
+        try:
+            parameters = inspect.signature(get_method(node._target_)).parameters  # a class or a function
+        except (ValueError, TypeError, ImportError, AttributeError) as error:
+            problems.append(f"{group}._target_={node._target_} cannot be imported ({error})")
+            continue
+        for key in node:
+            if key.startswith("_") or key not in parameters:
+                continue
+            default, value = parameters[key].default, _get(cfg, f"{group}.{key}")
+            if _is_number(default) and not _is_number(value):
+                problems.append(f"{group}.{key}={value!r} must be a number (default {default})")
+            elif isinstance(default, tuple) and default and all(map(_is_number, default)) and not (
+                    isinstance(value, Sequence) and len(value) == len(default) and all(map(_is_number, value))):
+                problems.append(f"{group}.{key}={value!r} must be {len(default)} numbers, like {list(default)}")
+        warmup = _get(cfg, f"{group}.num_warmup_steps")
+        if warmup is not _ABSENT and warmup is not None and not (_is_int(warmup) and warmup >= 0):
+            problems.append(f"{group}.num_warmup_steps={warmup!r} must be an integer >= 0")
+    return problems
+
+
+FILE_DATAMODULE = "vlmalign.data.file_datamodule.FileDataModule"
+
+
+def _check_data_files(cfg: DictConfig, objective: Objective) -> list[str]:
+    """Check 8: a file dataset's files exist and every row can be used (or ``on_error=skip`` leaves enough), images
+    included, before any model is built. The datamodule reuses this reading (``vlmalign.data.file_reading``)."""
+    data = _get(cfg, "data")
+    if not isinstance(data, DictConfig) or data.get("_target_") != FILE_DATAMODULE:
+        return []
+    if _get(cfg, "data.train_file") in (_ABSENT, None, ""):
+        return ["data.train_file is not set: give the file(s) to train on, e.g. data.train_file=/path/pairs.jsonl "
+                "(a path, a glob or a list)"]
+    knobs = ("train_file", "val_file", "val_fraction", "split_seed", "image_root", "format", "streaming", "on_error",
+             "check_images", "cache_dir")
+    try:
+        adapter = instantiate(data.adapter)
+        values = {key: _get(cfg, f"data.{key}") for key in knobs}
+        values = {key: (None if value is _ABSENT else value) for key, value in values.items()}
+        values = {key: OmegaConf.to_container(v) if isinstance(v, (DictConfig, ListConfig)) else v
+                  for key, v in values.items()}
+        read_files(adapter, values["train_file"], values["val_file"], values["val_fraction"], values["split_seed"],
+                   values["image_root"], values["format"], bool(values["streaming"]), values["on_error"],
+                   bool(values["check_images"]), values["cache_dir"])
+    except VlmalignError as error:
+        return [str(error)]
+    return []

@@ -49,3 +49,18 @@ def test_bad_rows(make_datamodule, tmp_path):
 def test_unknown_task_is_a_config_error():
     with pytest.raises(ConfigError, match="data.adapter.task='dpo'"):
         LocalAdapter(task="dpo")
+
+
+def test_an_empty_split_says_what_to_fix(make_datamodule, tmp_path):
+    """Every row skipped: better files, not a larger val_fraction (the old advice); a val_fraction that holds out
+    every usable row: lower it."""
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    good = {"prompt": "describe", "chosen": "a red square", "rejected": "a blue circle", "image": "broken.png"}
+    path = write_jsonl(tmp_path / "pairs.jsonl", [{**good, "id": i} for i in range(3)])
+    with pytest.raises(DataError, match=r"3 rows skipped .*unreadable_image.*fix the files") as caught:
+        make_datamodule(LocalAdapter(), path, on_error="skip")
+    assert "val_fraction" not in str(caught.value)
+    save_image(tmp_path / "a.png")
+    path = write_jsonl(tmp_path / "one.jsonl", [{**good, "id": 0, "image": "a.png"}])
+    with pytest.raises(DataError, match="the train split has no usable examples; lower data.val_fraction"):
+        make_datamodule(LocalAdapter(), path)

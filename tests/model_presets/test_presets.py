@@ -10,6 +10,8 @@ merged-LoRA export reloaded by plain ``transformers``. Real weights are not test
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import transformers
@@ -24,6 +26,7 @@ from vlmalign.data.encoding import SequenceEncoder, pad_sequences
 from vlmalign.errors import ConfigError
 from vlmalign.models import response_logps
 from vlmalign.models.image_inputs import CropsLayout, PatchListLayout, batch_images
+from vlmalign.models.processors import load_processor
 from vlmalign.models.views import view_logps
 from vlmalign.objectives.functional import dpo_loss
 from vlmalign.utils.instantiate import build
@@ -48,16 +51,6 @@ QWEN = {"qwen2_vl", "qwen2_5_vl"}
 QWEN_BUDGET = 48 * 48
 VISION_PREFIXES = ("model.vision_tower", "model.multi_modal_projector", "model.visual", "model.vision_model",
                    "model.connector")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def no_video_processor():
-    """transformers 5 builds Qwen2-VL processors with a video processor that needs torchvision, which has no
-    CPU wheel on this machine (real GPU installs have it). Image-only processors suffice for these tests."""
-    with pytest.MonkeyPatch.context() as patch:
-        for cls in (transformers.Qwen2VLProcessor, transformers.Qwen2_5_VLProcessor):
-            patch.setattr(cls, "get_attributes", classmethod(lambda cls: ["image_processor", "tokenizer"]))
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +259,25 @@ def test_merged_export_reloads_in_plain_transformers(family, load, tmp_path):
     assert not any("lora" in n for n, _ in reloaded.named_parameters())
     with torch.no_grad():
         torch.testing.assert_close(reloaded(**inputs).logits, expected, rtol=1e-5, atol=1e-5)
-    assert transformers.AutoProcessor.from_pretrained(tmp_path / "export").chat_template is not None
+    # The processor reloads as vlmalign loads it (image-only for Qwen without torchvision, no monkeypatch), and the
+    # export names the family's own class, so plain AutoProcessor takes it where torchvision is installed.
+    assert load_processor(str(tmp_path / "export")).chat_template is not None
+    saved = json.loads((tmp_path / "export" / "processor_config.json").read_text()).get("processor_class")
+    assert saved is None or not saved.endswith("ImageOnly")
+
+
+def test_model_hf_on_an_idefics3_checkpoint_scopes_lora_to_its_text_model_with_no_override(checkpoints, tmp_path):
+    """Idefics3/SmolVLM name their decoder model.text_model; model=hf (no preset) finds it."""
+    cfg = compose_train(["model=hf", f"model.name_or_path={checkpoints('idefics3')}", f"model.image_size={IMAGE_SIZE}",
+                         "model.dtype=float32", "model.gradient_checkpointing=false"], tmp_path / "out", tmp_path / "c")
+    assert "language_model" not in cfg.model.lora
+    backbone = build(cfg.model, "model")
+    trainable = {n for n, p in backbone.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n and ".text_model." in n for n in trainable)
+    with pytest.raises(ConfigError, match="names no module of this model; its text decoder is 'model.text_model'"):
+        build(compose_train(["model=hf", f"model.name_or_path={checkpoints('idefics3')}", "model.dtype=float32",
+                             f"model.image_size={IMAGE_SIZE}", "+model.lora.language_model=language_model"],
+                            tmp_path / "out2", tmp_path / "c").model, "model")
 
 
 def test_preset_pointed_at_another_family_is_a_config_error(checkpoints, tmp_path):

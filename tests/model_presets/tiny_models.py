@@ -98,11 +98,16 @@ QWEN_TEMPLATE = (
 
 def _qwen_processor(processor_class, tokenizer):
     from transformers import Qwen2VLImageProcessor
+    from transformers.utils import is_torchvision_available
+
+    from vlmalign.models.processors import image_only
 
     # patch 4, merge 2: a 32x32 image is an 8x8 patch grid, 16 image tokens; the pixel budget pins that size.
     pixels = IMAGE_SIZE * IMAGE_SIZE
     image_processor = Qwen2VLImageProcessor(patch_size=4, temporal_patch_size=2, merge_size=2,
                                             size={"shortest_edge": pixels, "longest_edge": pixels})
+    # Image-only where torchvision is missing (its video processor needs it): what vlmalign's loader loads too.
+    processor_class = processor_class if is_torchvision_available() else image_only(processor_class)
     return processor_class(image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN_TEMPLATE)
 
 

@@ -17,29 +17,18 @@ place under the same ``image_root`` is not seen by the cache.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 from vlmalign.data.adapters.base import Adapter
-from vlmalign.data.adapters.validation import RowPolicy
 from vlmalign.data.collate import MultiViewCollator
 from vlmalign.data.corruptions import ImageCorruption
 from vlmalign.data.datamodule import TASK_VIEWS
 from vlmalign.data.encoding import SequenceEncoder
-from vlmalign.data.file_dataset import (
-    DataFile,
-    ExampleRef,
-    FileExamples,
-    FileRows,
-    expand_files,
-    file_format,
-    fingerprint,
-    scan,
-)
+from vlmalign.data.file_dataset import FileExamples, fingerprint
+from vlmalign.data.file_reading import read_files
 from vlmalign.data.split_datamodule import SplitDataModule
-from vlmalign.errors import ConfigError, DataError
+from vlmalign.errors import ConfigError
 
 log = logging.getLogger("vlmalign.data")
 
@@ -80,42 +69,14 @@ class FileDataModule(SplitDataModule):
                               f"only {list(TASK_VIEWS[task])}; use preference data or an objective without them")
         if batch_size < 1:
             raise ConfigError(f"data.batch_size={batch_size} must be >= 1")
-        self.policy = RowPolicy(on_error)
-        train_paths = expand_files(train_file, "data.train_file")
-        val_paths = expand_files(val_file, "data.val_file")
-        if not train_paths:
-            raise ConfigError("data.train_file is required: the file(s) to train on")
-        if not val_paths and not 0 < val_fraction < 1:
-            raise ConfigError(f"data.val_fraction={val_fraction} must be in (0, 1) when data.val_file is not given")
         self.encoder = SequenceEncoder(processor, max_length)
         self.collator = MultiViewCollator(processor.tokenizer.pad_token_id, tuple(views), corruption, corruption_seed)
         self.batch_size, self.num_workers, self.shuffle_seed = batch_size, num_workers, shuffle_seed
         self.group_by_length = group_by_length
-
-        def open_files(paths: list[Path], tag: str) -> list[DataFile]:
-            root = Path(image_root).expanduser().resolve() if image_root else None
-            return [DataFile(FileRows(p, file_format(p, format), streaming, cache_dir), tag, root or p.parent)
-                    for p in paths]
-
-        train_files = open_files(train_paths, "train")
-        refs, dropped, train_rows = scan(train_files, adapter, self.policy, check_images)
-        if val_paths:
-            val_files = open_files(val_paths, "val")
-            val_refs, val_dropped, _ = scan(val_files, adapter, self.policy, check_images)
-            dropped += val_dropped
-            train_refs, offset = refs, len(train_files)
-            val_refs = [ExampleRef(r.file + offset, r.row, r.record, r.sample_id) for r in val_refs]
-            files = train_files + val_files
-        else:
-            held_out = held_out_rows(train_paths, train_rows, val_fraction, split_seed)
-            train_refs = [r for r in refs if (r.file, r.row) not in held_out]
-            val_refs = [r for r in refs if (r.file, r.row) in held_out]
-            files = train_files
-        for split, split_refs in (("train", train_refs), ("val", val_refs)):
-            if not split_refs:
-                raise DataError(f"data: the {split} split has no usable examples "
-                                f"({self.policy.summary()['skipped']} rows skipped by data.on_error=skip: "
-                                f"{self.policy.summary()['by_reason']}); check the files or raise data.val_fraction")
+        read = read_files(adapter, train_file, val_file, val_fraction, split_seed, image_root, format, streaming,
+                          on_error, check_images, cache_dir)
+        self.policy, train_refs, val_refs, files = read.policy, read.train_refs, read.val_refs, read.files
+        train_paths, val_paths, dropped = read.train_paths, read.val_paths, read.dropped
         self.skipped_rows = self.policy.skipped
         self.train_set = FileExamples(self.encoder, adapter, files, train_refs)
         self.val_set = FileExamples(self.encoder, adapter, files, val_refs)
@@ -135,15 +96,3 @@ class FileDataModule(SplitDataModule):
         }
         log.info("data=%s: %d train and %d val examples from %s", adapter.name, len(train_refs), len(val_refs),
                  ", ".join(str(p) for p in train_paths + val_paths))
-
-
-def held_out_rows(paths: Sequence[Path], rows: Sequence[int], fraction: float, seed: int) -> set[tuple[int, int]]:
-    """``max(1, round(fraction * all rows))`` (file, row) pairs, ranked by a seeded hash of file name and row:
-    the same rows for the same files and seed, whatever rows ``on_error=skip`` drops."""
-    every = [(f, r) for f, count in enumerate(rows) for r in range(count)]
-    count = max(1, round(fraction * len(every)))
-
-    def rank(item: tuple[int, int]) -> str:
-        return hashlib.sha256(f"{seed}:{paths[item[0]].name}:{item[1]}".encode()).hexdigest()
-
-    return set(sorted(every, key=rank)[:count])

@@ -176,7 +176,7 @@ def scan(files: Sequence[DataFile], adapter: Adapter, policy: RowPolicy, check_i
 def _check_image(value: Any, image_root: Path, check_images: bool) -> None:
     source = resolve_image(value, image_root)
     if check_images:
-        open_image(source, verify_only=True)
+        open_image(source, check_only=True)
 
 
 class FileExamples(Dataset):

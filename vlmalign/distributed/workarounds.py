@@ -62,7 +62,10 @@ class CPUDeepSpeedStrategy(DeepSpeedStrategy):
 def reentrant_checkpointing_for_zero3(backbone) -> bool:
     """Switch an HF backbone's gradient checkpointing to reentrant; True if it was on (and so changed)."""
     core = backbone.core
-    if not getattr(core, "is_gradient_checkpointing", False):
+    # transformers 5 renamed the property (the old name warns, FutureWarning); older versions have only the old one.
+    name = "is_activation_checkpointing" if hasattr(type(core), "is_activation_checkpointing") else \
+        "is_gradient_checkpointing"
+    if not getattr(core, name, False):
         return False
     core.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
     if backbone.is_lora:

@@ -11,12 +11,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText
 from transformers.utils import logging as hf_logging
 
 from vlmalign.errors import ConfigError
 from vlmalign.models.backbone import VisionLanguageBackbone
 from vlmalign.models.lora import LoraSettings, apply_lora
+from vlmalign.models.processors import load_processor
 from vlmalign.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
 from vlmalign.models.tokenizer import train_word_tokenizer
 from vlmalign.models.tower_pretraining import pretrain_tower
@@ -84,8 +85,7 @@ def load_backbone(
         raise ConfigError(f"model.name_or_path={name_or_path!r}: no such local directory")
     source = str(local) if local.exists() else name_or_path
     try:
-        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code,
-                                                  **_plain(processor_kwargs or {}))
+        processor = load_processor(source, trust_remote_code=trust_remote_code, **_plain(processor_kwargs or {}))
         model = AutoModelForImageTextToText.from_pretrained(
             source, dtype=_dtype(dtype), trust_remote_code=trust_remote_code
         )

@@ -61,7 +61,7 @@ def ensure_base_model(base: DictConfig, cache_dir: str) -> Path:
         with open_dict(cfg):
             cfg.paths.output_dir = str(scratch)
         with isolated_random_state():
-            job = TrainingJob(cfg)
+            job = TrainingJob(cfg, building_base=True)
             job.run(resolve_base(cfg))  # a base may start from another (the RLAIF-V labeler from the SFT base)
         shutil.rmtree(scratch / "checkpoints", ignore_errors=True)  # the HF export in model/ is what is reused
 

@@ -22,7 +22,7 @@ from vlmalign.logps import ResponseLogProbs
 from vlmalign.models.weights import weights_digest
 from vlmalign.reference.base import ReferencePolicy, batch_device
 from vlmalign.reference.frozen import reference_view_logps
-from vlmalign.utils.files import DIGEST_SUFFIX, digest_problem, fingerprint, locked, write_digest, write_file_atomic
+from vlmalign.utils.files import digest_problem, fingerprint, locked, write_file_atomic
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,12 @@ class PrecomputedReference(ReferencePolicy):
                     log.info("reference cache written: %s (%d samples)", self.path, len(self.table))
 
     def _load(self, key: str):
-        """The cached table, or None (rebuild) when the file fails its checksum, cannot be read or was
-        written for another key. A file from before checksums were written is trusted only if it reads."""
+        """The cached table, or None (rebuild) when the file fails its checksum, has none, cannot be read or
+        was written for another key. Every cache is written with its digest beside it from the start
+        (``write_file_atomic``), so one without is not ours to trust: its digest was deleted, or it was
+        copied in without one, and hashing it now would vouch for whatever it holds."""
         problem = digest_problem(self.path)
-        has_digest = Path(str(self.path) + DIGEST_SUFFIX).exists()
-        if problem and has_digest:
+        if problem:
             log.warning("reference cache %s: %s; rebuilding", self.path, problem)
             return None
         try:
@@ -87,8 +88,6 @@ class PrecomputedReference(ReferencePolicy):
             return None
         if payload.get("key") != key:
             return None
-        if not has_digest:
-            write_digest(self.path)
         return payload["table"]
 
     def _compute(self, datamodule, views: tuple[str, ...], device) -> dict:

@@ -25,7 +25,14 @@ class CheckpointError(VlmalignError):
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        write_file_atomic(path, lambda handle: torch.save(checkpoint, handle), checksum=True)
+        try:
+            write_file_atomic(path, lambda handle: torch.save(checkpoint, handle), checksum=True)
+        except (OSError, RuntimeError) as error:  # disk full: torch's zip writer says "unexpected pos ..."
+            raise CheckpointError(
+                f"could not write checkpoint {path} ({type(error).__name__}: {str(error).splitlines()[0][:200]}; is "
+                f"the disk full?). The checkpoints written before it in {Path(path).parent} are intact (each was "
+                "written whole under a temporary name, then renamed); free some space and rerun with resume=true"
+            ) from error
 
     def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
         problem = checkpoint_problem(path)

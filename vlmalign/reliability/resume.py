@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from vlmalign.reliability.checkpoint_io import checkpoint_problem
+from vlmalign.reliability.checkpoint_io import CheckpointError, checkpoint_problem
 from vlmalign.utils.compose import NOT_COMPUTED, config_fingerprint
 from vlmalign.utils.files import write_json_atomic
 from vlmalign.utils.reporting import METRICS_FILE as RESULTS
@@ -62,4 +62,9 @@ def find_resume_checkpoint(search_dir: Path, cfg: DictConfig, exclude: Path | No
         if problem is None:
             return checkpoint
         log.warning("not resuming from %s: %s", checkpoint, problem)
+    if existing:  # starting from step 0 here would silently redo (and overwrite the record of) the work
+        raise CheckpointError(
+            f"resume=true: none of the {len(existing)} checkpoints of the unfinished run(s) of this config verifies "
+            f"(newest: {existing[0]}; each reason is logged above). Nothing was started or changed. To start "
+            "again from step 0, rerun without resume=true; to resume from a checkpoint of your own, pass ckpt_path=")
     return None

@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from vlmalign.report.status import COMPLETED, FAILED, MAX_ERROR_CHARS, RUNNING, write_status
+from vlmalign.report.status import COMPLETED, FAILED, MAX_ERROR_CHARS, RUNNING, read_status, write_status
 from vlmalign.utils.secrets import mask_secret_values
 
 log = logging.getLogger("vlmalign.sweep")
@@ -78,7 +78,7 @@ class RunStatusCallback(Callback):
             fields["wall_s"] = round(time.perf_counter() - self._started, 1)
         if failed:
             error = job_return._return_value  # the exception; JobReturn.return_value would re-raise it
-            fields["error"] = mask_secret_values(f"{type(error).__name__}: {error}")[:MAX_ERROR_CHARS]
+            fields["error"] = _masked(f"{type(error).__name__}: {error}")
             sweep = hydra.mode is not None and hydra.mode.name == "MULTIRUN"
             log.error("%s (%s) failed: %s%s", f"sweep member #{hydra.job.num}" if sweep else "the run",
                       mask_secret_values(" ".join(hydra.overrides.task)), fields["error"],
@@ -87,3 +87,19 @@ class RunStatusCallback(Callback):
             write_status(hydra.runtime.output_dir, **fields)
         except OSError as error:
             log.warning("could not write status.json: %s", error)
+
+
+def _masked(error: str) -> str:
+    return mask_secret_values(error)[:MAX_ERROR_CHARS]
+
+
+def record_end(run_dir: str, status: str, error: str, **fields: Any) -> None:
+    """``status.json`` for a run that ends by exiting (a user error, a preemption), which Hydra's job-end hook never
+    sees. ``status``: ``failed`` or ``preempted`` (the report lists a preempted run as incomplete: resumable)."""
+    try:
+        read = read_status(run_dir)
+        wall = {"wall_s": round(time.time() - datetime.fromisoformat(read["started"]).timestamp(), 1)} \
+            if "started" in read else {}
+        write_status(run_dir, status=status, ended=_now(), error=_masked(error), **wall, **fields)
+    except (OSError, ValueError) as exc:
+        log.warning("could not write status.json: %s", exc)

@@ -2,7 +2,8 @@
 
 ``metrics.json`` stays the one mark of a finished run (``resume=true`` and the report agree on that).
 ``status.json`` tells the other cases apart: ``failed`` (the job raised; the error is recorded) and
-``running`` (started, never ended: still running, killed, preempted, or it exited without raising).
+``preempted`` (stopped by SIGTERM/SIGUSR1 with a checkpoint to resume from) and ``running`` (started, never
+ended: still running, or SIGKILLed).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from vlmalign.utils.files import write_json_atomic
 
 STATUS_FILE = "status.json"
-RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
+RUNNING, COMPLETED, FAILED, PREEMPTED = "running", "completed", "failed", "preempted"
 MAX_ERROR_CHARS = 2000  # an error message, not a log: the traceback stays in the console output
 
 

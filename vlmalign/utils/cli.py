@@ -26,7 +26,7 @@ def exit_on_user_error(program: str, error: VlmalignError) -> NoReturn:
     print(f"{program}: error: {error}\n(set HYDRA_FULL_ERROR=1 for the full traceback)", file=sys.stderr)
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         raise error
-    sys.exit(2)
+    exit_recorded(2, "failed", f"{type(error).__name__}: {error}")
 
 
 def cli_task(program: str) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
@@ -45,3 +45,13 @@ def cli_task(program: str) -> Callable[[Callable[..., Result]], Callable[..., Re
         return run
 
     return decorate
+
+
+def exit_recorded(code: int, status: str, error: str) -> NoReturn:
+    """Exit with ``code`` after recording how the run ended in its ``status.json``: a ``sys.exit`` inside the task
+    skips Hydra's job-end callback (it catches exceptions, not SystemExit), which left "running" there."""
+    if HydraConfig.initialized():
+        from vlmalign.report.callback import record_end  # report/ sits above utils/: imported only when exiting
+
+        record_end(HydraConfig.get().runtime.output_dir, status, error, exit_status=code)
+    sys.exit(code)

@@ -40,8 +40,9 @@ def locked(path: str | Path) -> Iterator[None]:
 def write_file_atomic(path: str | Path, write: Callable[[BinaryIO], Any], checksum: bool = False) -> None:
     """Call ``write(handle)`` on a temporary file in the same directory, fsync, then rename over ``path``.
 
-    With ``checksum``, the file's SHA-256 is then recorded beside it (``<path>.sha256``); the old
-    digest is removed before the rename, so a new file is never paired with a stale one.
+    With ``checksum``, the file's SHA-256 is recorded beside it (``<path>.sha256``) *before* the rename,
+    so the file never exists without its digest: a process killed between the two leaves the old file
+    with the new digest (refused as corrupt), never a file that nothing vouches for.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,13 +53,11 @@ def write_file_atomic(path: str | Path, write: Callable[[BinaryIO], Any], checks
             handle.flush()
             os.fsync(handle.fileno())
         if checksum:
-            Path(str(path) + DIGEST_SUFFIX).unlink(missing_ok=True)
+            write_text_atomic(str(path) + DIGEST_SUFFIX, file_digest(tmp) + "\n")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    if checksum:
-        write_digest(path)
 
 
 def write_text_atomic(path: str | Path, text: str, checksum: bool = False) -> None:

@@ -53,6 +53,11 @@ _ENV_TOKEN = re.compile(r"^[A-Z0-9_]*_TOKEN$", re.IGNORECASE)
 MIN_MASKED_LENGTH = 8
 _OVERRIDE = re.compile(r"^([+~]{0,2}[\w.\-/@]+)=(.*)$", re.DOTALL)
 _OC_ENV_DEFAULT = re.compile(r"^\$\{oc\.env:[^,}]*,(.*)\}$", re.DOTALL)
+# Credentials inside a URL, whatever the key holding the URL is called: the password of ``user:pass@`` and query
+# parameters that carry keys (``?key=`` is Google's, ``?sig=`` Azure's SAS signature, plus every secret name).
+_URL_SECRET_PARAMS = ("key", "sig", "signature", "token", "auth", "apikey", "api-key")
+_URL_QUERY = re.compile(r"([?&;]([\w.\-]+)=)([^&#;\s'\"\],}]+)")
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]+:)([^@/\s]+)(@)")
 
 
 def is_secret_key(name: Any) -> bool:
@@ -64,6 +69,24 @@ def _is_secret_override(text: str) -> bool:
     """``model.api_key=sk-...``: a Hydra override string (as in ``hydra.overrides.task``) setting a secret."""
     match = _OVERRIDE.match(text)
     return match is not None and is_secret_key(re.split(r"[./]", match.group(1))[-1].lstrip("+~"))
+
+
+def _is_url_secret_param(name: str) -> bool:
+    return name.lower() in _URL_SECRET_PARAMS or is_secret_key(name)
+
+
+def mask_url_credentials(text: str) -> str:
+    """``text`` with the values of secret query parameters and URL passwords masked (the rest unchanged)."""
+    text = _URL_QUERY.sub(lambda m: m.group(1) + MASK if _is_url_secret_param(m.group(2)) else m.group(0), text)
+    return _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+
+
+def _has_literal_url_credential(text: str) -> bool:
+    """A URL in ``text`` carries a credential written out (not an interpolation such as ``?key=${oc.env:K}``)."""
+    if any(_is_url_secret_param(m.group(2)) and "${" not in m.group(3) and m.group(3) != MASK
+           for m in _URL_QUERY.finditer(text)):
+        return True
+    return any("${" not in m.group(2) and m.group(2) != MASK for m in _URL_PASSWORD.finditer(text))
 
 
 def _unset(value: Any) -> bool:
@@ -85,7 +108,19 @@ def redact_secrets(obj: Any) -> Any:
         return type(obj)(redact_secrets(v) for v in obj)
     if isinstance(obj, str) and _is_secret_override(obj):
         return obj.partition("=")[0] + "=" + MASK
+    if isinstance(obj, str):  # an endpoint URL with ``?key=`` under a harmless name
+        return mask_url_credentials(obj)
     return obj
+
+
+def safe_override_dirname(dirname: str) -> str:
+    """Hydra's ``job.override_dirname`` (``a=1,b=2``, unresolved) fit to name a run in wandb and the CSV logs:
+    secret-named values and URL credentials masked, interpolations shown as ``$name`` instead of being resolved.
+    Resolving ``${hydra:job.override_dirname}`` expanded ``+notes.api_key=${oc.env:KEY}`` into the key itself."""
+    items = [redact_secrets(item) if _OVERRIDE.match(item) else item for item in dirname.split(",")]
+    text = mask_url_credentials(",".join(items))
+    text = re.sub(r"\$\{oc\.env:([^,}]+)[^}]*\}", r"$\1", text)
+    return text.replace("${", "$").replace("}", "")
 
 
 def _is_literal_secret(value: Any) -> bool:
@@ -111,12 +146,16 @@ def _walk(node: Any, path: str) -> Iterable[str]:
             dotted = f"{path}.{key}" if path else str(key)
             if is_secret_key(key) and _is_literal_secret(value):
                 yield dotted
+            elif isinstance(value, str) and _has_literal_url_credential(value):
+                yield f"{dotted} (a credential in a URL)"
             else:
                 yield from _walk(value, dotted)
     elif isinstance(node, (list, tuple)):
         for index, value in enumerate(node):
             if isinstance(value, str) and _is_secret_override(value) and _is_literal_secret(value.partition("=")[2]):
                 yield f"{path}[{index}] ({value.partition('=')[0]}=...)"
+            elif isinstance(value, str) and _has_literal_url_credential(value):
+                yield f"{path}[{index}] ({value.partition('=')[0]}=..., a credential in a URL)"
             else:
                 yield from _walk(value, f"{path}[{index}]")
 
@@ -177,10 +216,8 @@ class RedactSecretsFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         secrets = _secret_env_values()
-        if not secrets:
-            return True
         message = record.getMessage()
-        masked = mask_secret_values(message, secrets)
+        masked = mask_url_credentials(mask_secret_values(message, secrets))
         if masked != message:
             record.msg, record.args = masked, None
         if record.exc_info and not record.exc_text:

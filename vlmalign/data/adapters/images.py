@@ -43,15 +43,17 @@ def resolve_image(value: Any, image_root: Path) -> ImageSource | Image.Image:
     return path
 
 
-def open_image(source: ImageSource | Image.Image, verify_only: bool = False) -> Image.Image | None:
-    """The decoded RGB image (``verify_only``: check the file is a readable image, decode nothing)."""
+def open_image(source: ImageSource | Image.Image, check_only: bool = False) -> Image.Image | None:
+    """The decoded RGB image (``check_only``: decode it to prove it is readable, keep nothing)."""
     if isinstance(source, Image.Image):
-        return None if verify_only else source.convert("RGB")
+        return None if check_only else source.convert("RGB")
     what = f"image file {source}" if isinstance(source, Path) else f"image bytes ({len(source)} B)"
     try:
         with Image.open(source if isinstance(source, Path) else io.BytesIO(source)) as image:
-            if verify_only:
-                image.verify()  # headers and, for PNG, checksums; cheap, no full decode
+            if check_only:
+                # A full decode, not Image.verify(): verify reads headers (and PNG checksums) but not JPEG data,
+                # so a truncated JPEG passed the check and failed later, mid-training.
+                image.load()
                 return None
             return image.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
