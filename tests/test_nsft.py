@@ -170,7 +170,7 @@ def test_nsft_jsonl_from_the_builder_cli_gives_the_same_examples(tiny_parts, tmp
     for a, b in zip(from_file.train_set, from_rules.train_set):
         assert (a.sample_id, a.prompt_ids, a.responses) == (b.sample_id, b.prompt_ids, b.responses)
         assert a.dialogues == b.dialogues and torch.equal(a.pixel_values, b.pixel_values)
-    assert from_file.describe()["negatives_files"]["train"]["sha256"]
+    assert from_file.identity()["negatives_files"]["train"]["sha256"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text(out.read_text().splitlines()[0].replace('"negative_turns"', '"turns"') + "\n")
     with pytest.raises(DataError, match=r"bad.jsonl:1: field 'negative_turns'"):

@@ -48,4 +48,4 @@ def test_every_file_data_option_composes_resolves_and_builds(processor, tmp_path
         views = build(cfg.objective, "objective").views
         datamodule = build(cfg.data, "data", processor=processor, views=views)
         assert datamodule.train_set[0].prompt_ids, option
-        assert datamodule.describe()["train_files"][0]["path"] == str(path), option
+        assert datamodule.identity()["train_files"][0]["path"] == str(path), option

@@ -38,7 +38,7 @@ def test_mdpo_loss_on_rlaif_v_pairs_with_frozen_and_precomputed_references(make_
     losses = {}
     for reference in (FrozenCopyReference(), PrecomputedReference(str(tmp_path / "reference"))):
         module = _module(backbone, objective, reference)
-        reference.prepare(datamodule, MDPO_VIEWS)  # the precomputed cache keys on datamodule.describe()
+        reference.prepare(datamodule, MDPO_VIEWS)  # the precomputed cache keys on datamodule.identity()
         with torch.no_grad():
             losses[reference.name] = module.step(batch).loss.item()
     # policy == reference: each of the three terms is -log sigmoid(0) = ln 2

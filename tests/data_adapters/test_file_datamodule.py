@@ -24,16 +24,16 @@ def test_a_glob_of_shards_and_a_seeded_held_out_split(make_datamodule, tmp_path)
                                                                        ("other", other))}
     assert len(ids["first"]) == 2 and ids["first"] == ids["again"] and ids["first"] != ids["other"]
     assert not set(ids["first"]) & {r.sample_id for r in first.train_set.refs}
-    assert len(first.train_set) == 8 and len(first.describe()["train_files"]) == 2
+    assert len(first.train_set) == 8 and len(first.identity()["train_files"]) == 2
 
 
 def test_the_description_fingerprints_file_content_adapter_and_knobs(make_datamodule, tmp_path):
     path, = _shards(tmp_path, count=1)
-    before = make_datamodule(RlaifVAdapter(), path).describe()
-    assert before == make_datamodule(RlaifVAdapter(), path).describe()
-    assert before != make_datamodule(RlaifVAdapter(), path, split_seed=3).describe()
+    before = make_datamodule(RlaifVAdapter(), path).identity()
+    assert before == make_datamodule(RlaifVAdapter(), path).identity()
+    assert before != make_datamodule(RlaifVAdapter(), path, split_seed=3).identity()
     write_rlaif_v(path, [rlaif_v_row(i, chosen=f"another answer {i}") for i in range(5)])
-    after = make_datamodule(RlaifVAdapter(), path).describe()
+    after = make_datamodule(RlaifVAdapter(), path).identity()
     assert after["train_files"][0]["sha256"] != before["train_files"][0]["sha256"]
 
 

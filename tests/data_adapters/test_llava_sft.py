@@ -53,6 +53,6 @@ def test_bad_rows(make_datamodule, tmp_path):
         make_datamodule(LlavaSftAdapter(), path, views=("chosen",), image_root=root)
     datamodule = make_datamodule(LlavaSftAdapter(), path, views=("chosen",), image_root=root, on_error="skip",
                                  val_file=str(path))
-    assert datamodule.describe()["skipped"]["by_reason"] == {
+    assert datamodule.identity()["skipped"]["by_reason"] == {
         "bad_value": 4, "empty_response": 2, "missing_field": 2, "missing_image": 2, "unreadable_image": 2}
     assert len(datamodule.train_set) == 1

@@ -27,7 +27,7 @@ def test_parquet_with_bytes_and_custom_field_names_for_sft(make_datamodule, tmp_
                            id_field="uid")
     datamodule = make_datamodule(adapter, path, views=("chosen",))
     assert set(datamodule.train_set[0].responses) == {"chosen"}
-    assert datamodule.describe()["adapter"]["fields"]["response"] == "answer"
+    assert datamodule.identity()["adapter"]["fields"]["response"] == "answer"
 
 
 def test_bad_rows(make_datamodule, tmp_path):
@@ -41,7 +41,7 @@ def test_bad_rows(make_datamodule, tmp_path):
     with pytest.raises(DataError, match=r"pairs.jsonl: row 1 \(id no-image\): the row has no image"):
         make_datamodule(LocalAdapter(), path)
     datamodule = make_datamodule(LocalAdapter(), path, on_error="skip")
-    assert datamodule.describe()["skipped"] == {"skipped": 5, "by_reason": {
+    assert datamodule.identity()["skipped"] == {"skipped": 5, "by_reason": {
         "empty_response": 1, "identical_responses": 1, "missing_field": 1, "missing_image": 1,
         "unreadable_image": 1}}
 

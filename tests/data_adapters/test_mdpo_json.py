@@ -42,7 +42,7 @@ def test_bad_rows(make_datamodule, tmp_path):
     with pytest.raises(DataError, match=r"mdpo_data.json: row 1: image file .*images/gone.jpg does not exist"):
         make_datamodule(MdpoJsonAdapter(), path)
     datamodule = make_datamodule(MdpoJsonAdapter(), path, on_error="skip", val_file=str(path))
-    assert datamodule.describe()["skipped"] == {"skipped": 12, "by_reason": {  # each bad row twice: train and val
+    assert datamodule.identity()["skipped"] == {"skipped": 12, "by_reason": {  # each bad row twice: train and val
         "bad_value": 2, "empty_response": 2, "identical_responses": 2, "missing_field": 2, "missing_image": 2,
         "unreadable_image": 2}}
     assert any("row 6: image file" in m and "llava-reasoning-6.jpg cannot be read as an image" in m

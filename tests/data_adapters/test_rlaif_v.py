@@ -21,7 +21,7 @@ def test_rows_in_the_public_schema_become_pairs(make_datamodule, processor, tmp_
     assert example.prompt_ids.count(image_token) == 16  # one image: the placeholders of exactly one
     assert example.sample_id.startswith("train/RLAIF-V-Dataset_000.parquet:")
     assert example.meta["idx"].startswith("OK-VQA_")
-    described = datamodule.describe()
+    described = datamodule.identity()
     assert described["source"] == "rlaif_v" and described["train"] == 4 and described["skipped"]["skipped"] == 0
 
 
@@ -64,7 +64,7 @@ def test_a_bad_row_stops_the_run_naming_file_row_and_problem(make_datamodule, tm
 def test_skip_drops_bad_rows_and_counts_each_by_reason(make_datamodule, tmp_path):
     datamodule = make_datamodule(RlaifVAdapter(), _bad_file(tmp_path), on_error="skip")
     assert len(datamodule.train_set) + len(datamodule.val_set) == 3  # rows 0, 6, 7
-    skipped = datamodule.describe()["skipped"]
+    skipped = datamodule.identity()["skipped"]
     assert skipped == {"skipped": 5, "by_reason": {"empty_response": 1, "identical_responses": 1, "missing_field": 1,
                                                    "missing_image": 1, "unreadable_image": 1}}
     assert [m.split(": ")[1] for m in datamodule.skipped_rows] == [f"row {i} (id OK-VQA_{i})" for i in range(1, 6)]

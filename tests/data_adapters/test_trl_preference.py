@@ -45,6 +45,6 @@ def test_bad_rows(make_datamodule, tmp_path):
     with pytest.raises(DataError, match=r"bad.parquet: row 1: field 'images' is missing or empty"):
         make_datamodule(TrlPreferenceAdapter(), path)
     datamodule = make_datamodule(TrlPreferenceAdapter(), path, on_error="skip")
-    assert datamodule.describe()["skipped"]["by_reason"] == {
+    assert datamodule.identity()["skipped"]["by_reason"] == {
         "empty_response": 1, "identical_responses": 1, "missing_field": 1, "missing_image": 1, "unreadable_image": 1}
     assert len(datamodule.train_set) + len(datamodule.val_set) == 2

@@ -44,7 +44,7 @@ def test_jsonl_with_image_folder_gives_every_pair(make_datamodule, tmp_path):
     assert len(datamodule.val_set) == 2  # one held-out row: both of its pairs, never split across train and val
     assert len({ref.row for ref in datamodule.val_set.refs}) == 1
     assert datamodule.train_set[0].sample_id.endswith(":0>1")
-    assert datamodule.describe()["dropped"] == {"rows_without_pairs": 0, "tied_pairs": 3, "unrated_completions": 3}
+    assert datamodule.identity()["dropped"] == {"rows_without_pairs": 0, "tied_pairs": 3, "unrated_completions": 3}
 
 
 def test_bad_pairs_and_rows(make_datamodule, tmp_path):
@@ -63,7 +63,7 @@ def test_bad_pairs_and_rows(make_datamodule, tmp_path):
         make_datamodule(VLFeedbackAdapter(), path, image_root=str(tmp_path / "merged_images"))
     datamodule = make_datamodule(VLFeedbackAdapter(), path, image_root=str(tmp_path / "merged_images"),
                                  on_error="skip")
-    assert datamodule.describe()["skipped"]["by_reason"] == {"empty_response": 1, "identical_responses": 1,
+    assert datamodule.identity()["skipped"]["by_reason"] == {"empty_response": 1, "identical_responses": 1,
                                                              "missing_field": 1, "missing_image": 1}
     assert len(datamodule.train_set) + len(datamodule.val_set) == 2 + 1 + 1
     assert any("row 4 (id svit-4)" in m and "svit-4.jpg does not exist" in m for m in datamodule.skipped_rows)

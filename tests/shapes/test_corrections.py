@@ -52,7 +52,7 @@ def test_onpolicy_pairs_are_built_once_from_the_policy_captions(tiny_checkpoint,
         return captions
 
     monkeypatch.setattr(onpolicy_pairs, "generate_responses", fake_generate)
-    injected = datamodule.describe()
+    injected = datamodule.identity()
     datamodule.prepare_from_policy(backbone)
     pairs = datamodule.train_set.pairs
     assert len(pairs) == 12 and all(p["rejected"] != p["chosen"] for p in pairs)
@@ -60,7 +60,7 @@ def test_onpolicy_pairs_are_built_once_from_the_policy_captions(tiny_checkpoint,
         assert sum(a != b for a, b in zip(pair["chosen"].split(), pair["rejected"].split())) == 1
     example = datamodule.train_set[0]
     assert set(example.responses) == {"chosen", "rejected"}
-    assert datamodule.describe()["onpolicy"]["pairs"]["train"] == len(pairs) and "onpolicy" not in injected
+    assert datamodule.identity()["onpolicy"]["pairs"]["train"] == len(pairs) and "onpolicy" not in injected
     again = ShapesDataModule(backbone.processor, views=("chosen", "rejected"), task="preference", pair_kind="onpolicy",
                              onpolicy_cache_dir=str(tmp_path), num_train_scenes=12, num_val_scenes=4,
                              world={"image_size": 32}, max_length=80, batch_size=4)

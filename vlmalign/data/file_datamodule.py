@@ -3,13 +3,13 @@
 ``adapter`` (a ``_target_`` node of ``vlmalign.data.adapters``) turns rows into examples; every row is
 checked when the module is built (``vlmalign.data.file_dataset.scan``) and ``on_error`` says what a bad
 row does: ``raise`` stops with a DataError naming file and row, ``skip`` leaves it out, logs it, and
-counts it by reason (``skipped`` in ``describe()``; every message in ``self.skipped_rows``).
+counts it by reason (``skipped`` in ``identity()``; every message in ``self.skipped_rows``).
 
 Validation data: ``val_file``, or, without one, a held-out ``val_fraction`` of the train files' rows
 chosen by ``split_seed`` (whole rows, so VLFeedback's pairs of one instruction never straddle the split).
 Encoding, collation and the resumable loaders are the shapes datamodule's (``SplitDataModule``).
 
-``describe()`` (what the precomputed reference cache keys on) fingerprints each data file (path, size,
+``identity()`` (what the precomputed reference cache keys on) fingerprints each data file (path, size,
 mtime, and a SHA-256 up to 64 MiB), the adapter and its knobs, the split, the policy and the counts.
 Images stored as separate files are not hashed (there can be hundreds of thousands): replacing them in
 place under the same ``image_root`` is not seen by the cache.
@@ -25,7 +25,7 @@ from vlmalign.data.collate import MultiViewCollator
 from vlmalign.data.corruptions import ImageCorruption
 from vlmalign.data.datamodule import TASK_VIEWS
 from vlmalign.data.encoding import SequenceEncoder
-from vlmalign.data.file_dataset import FileExamples, fingerprint
+from vlmalign.data.file_dataset import FileExamples, file_identity
 from vlmalign.data.file_reading import read_files
 from vlmalign.data.split_datamodule import SplitDataModule
 from vlmalign.errors import ConfigError
@@ -85,8 +85,8 @@ class FileDataModule(SplitDataModule):
             log.warning("data.on_error=skip: %d rows or pairs skipped (%s); each is logged above",
                         summary["skipped"], summary["by_reason"])
         self._description = {
-            "source": adapter.name, "task": task, "adapter": adapter.knobs(),
-            "train_files": [fingerprint(p) for p in train_paths], "val_files": [fingerprint(p) for p in val_paths],
+            "source": adapter.name, "task": task, "adapter": adapter.identity(),
+            "train_files": [file_identity(p) for p in train_paths], "val_files": [file_identity(p) for p in val_paths],
             "val_fraction": None if val_paths else val_fraction, "split_seed": None if val_paths else split_seed,
             "image_root": image_root, "on_error": on_error, "check_images": check_images,
             "train": len(train_refs), "val": len(val_refs), "skipped": summary,

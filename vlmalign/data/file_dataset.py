@@ -30,7 +30,7 @@ from vlmalign.data.encoding import EncodedExample, SequenceEncoder
 from vlmalign.errors import ConfigError, DataError
 
 FORMATS = {".parquet": "parquet", ".json": "json", ".jsonl": "json"}
-HASHED_BYTES = 64 * 2**20  # files up to this size are content-hashed for the fingerprint; larger: size + mtime
+HASHED_BYTES = 64 * 2**20  # files up to this size are content-hashed for its identity; larger: size + mtime
 
 
 def expand_files(spec: str | Sequence[str] | None, key: str) -> list[Path]:
@@ -58,7 +58,7 @@ def file_format(path: Path, fmt: str | None) -> str:
     return found
 
 
-def fingerprint(path: Path) -> dict[str, Any]:
+def file_identity(path: Path) -> dict[str, Any]:
     """What fixes a file's content for the reference cache: size and mtime, and a SHA-256 when it is small."""
     stat = path.stat()
     out: dict[str, Any] = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}

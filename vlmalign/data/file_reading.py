@@ -19,7 +19,7 @@ from pathlib import Path
 
 from vlmalign.data.adapters.base import Adapter
 from vlmalign.data.adapters.validation import RowPolicy
-from vlmalign.data.file_dataset import DataFile, ExampleRef, FileRows, expand_files, file_format, fingerprint, scan
+from vlmalign.data.file_dataset import DataFile, ExampleRef, FileRows, expand_files, file_format, file_identity, scan
 from vlmalign.errors import ConfigError, DataError
 
 
@@ -47,9 +47,10 @@ def read_files(adapter: Adapter, train_file, val_file, val_fraction: float, spli
         raise ConfigError("data.train_file is required: the file(s) to train on")
     if not val_paths and not 0 < val_fraction < 1:
         raise ConfigError(f"data.val_fraction={val_fraction} must be in (0, 1) when data.val_file is not given")
-    key = json.dumps([type(adapter).__qualname__, adapter.knobs(), [fingerprint(p) for p in train_paths + val_paths],
-                      len(train_paths), val_fraction, split_seed, image_root, fmt, streaming, on_error, check_images,
-                      cache_dir], sort_keys=True, default=str)
+    key = json.dumps([type(adapter).__qualname__, adapter.identity(),
+                      [file_identity(p) for p in train_paths + val_paths], len(train_paths), val_fraction,
+                      split_seed, image_root, fmt, streaming, on_error, check_images, cache_dir],
+                     sort_keys=True, default=str)
     if key in _READ:
         return _READ[key]
 

@@ -27,7 +27,7 @@ class SplitDataModule(pl.LightningDataModule):
         """Memoise the train and val examples (``vlmalign.data.encoded_once``); call after the splits are final."""
         self.train_set, self.val_set = EncodedOnce(self.train_set), EncodedOnce(self.val_set)
 
-    def describe(self) -> dict:
+    def identity(self) -> dict:
         """Everything that fixes the examples' texts and images (reference-cache fingerprint)."""
         return dict(self._description)
 

@@ -53,7 +53,7 @@ class PrecomputedReference(ReferencePolicy):
         key = {
             "weights": weights_digest(backbone),
             "tokenizer": tokenizer_digest(backbone.processor.tokenizer),
-            "data": datamodule.describe(),
+            "data": datamodule.identity(),
             "views": sorted(views),
         }
         return json.dumps(key, sort_keys=True, default=_plain)

@@ -47,6 +47,6 @@ class Adapter:
         """The row's own id, if its format has one (quoted in error messages)."""
         return None
 
-    def knobs(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, Any]:
         """Settings that change the records (reference-cache fingerprint)."""
         return {}

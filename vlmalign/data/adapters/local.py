@@ -45,5 +45,5 @@ class LocalAdapter(Adapter):
         key = self.fields["id"]
         return None if not key or row.get(key) is None else str(row[key])
 
-    def knobs(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, Any]:
         return {"task": self.task, "fields": dict(self.fields)}

@@ -94,5 +94,5 @@ class VLFeedbackAdapter(Adapter):
     def row_id(self, row: Mapping[str, Any]) -> str | None:
         return None if row.get("id") is None else str(row["id"])
 
-    def knobs(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, Any]:
         return {"aspects": list(self.aspects), "min_margin": self.min_margin}

@@ -47,6 +47,6 @@ class ShapesInstructions:
             out.append(Instruction(scene.image_id, prompt, render_scene(scene, self.world.image_size), scene))
         return out
 
-    def describe(self) -> dict:
+    def identity(self) -> dict:
         return {"source": "shapes", "split": self.split, "world": self.world.to_dict(), "per_round": self.per_round,
                 "first_scene": self.first_scene}
