@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: train test lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile  # Makefile too: a change of the extras installed reinstalls
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet torch==2.13.0

@@ -24,6 +24,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from vlmalign.report.status import COMPLETED, FAILED, MAX_ERROR_CHARS, RUNNING, read_status, write_status
+from vlmalign.utils.cli import on_recorded_exit
 from vlmalign.utils.secrets import mask_secret_values
 
 log = logging.getLogger("vlmalign.sweep")
@@ -65,6 +66,7 @@ class RunStatusCallback(Callback):
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._started = time.perf_counter()
+        on_recorded_exit(_record_exit)  # a user error or a preemption ends the job by exiting: record it too
         try:
             write_status(HydraConfig.get().runtime.output_dir, status=RUNNING, started=_now())
         except OSError as error:  # bookkeeping must never fail the run itself
@@ -91,6 +93,10 @@ class RunStatusCallback(Callback):
 
 def _masked(error: str) -> str:
     return mask_secret_values(error)[:MAX_ERROR_CHARS]
+
+
+def _record_exit(code: int, status: str, error: str) -> None:
+    record_end(HydraConfig.get().runtime.output_dir, status, error, exit_status=code)
 
 
 def record_end(run_dir: str, status: str, error: str, **fields: Any) -> None:

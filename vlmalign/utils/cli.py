@@ -47,11 +47,19 @@ def cli_task(program: str) -> Callable[[Callable[..., Result]], Callable[..., Re
     return decorate
 
 
-def exit_recorded(code: int, status: str, error: str) -> NoReturn:
-    """Exit with ``code`` after recording how the run ended in its ``status.json``: a ``sys.exit`` inside the task
-    skips Hydra's job-end callback (it catches exceptions, not SystemExit), which left "running" there."""
-    if HydraConfig.initialized():
-        from vlmalign.report.callback import record_end  # report/ sits above utils/: imported only when exiting
+_EXIT_HOOKS: list[Callable[[int, str, str], None]] = []
 
-        record_end(HydraConfig.get().runtime.output_dir, status, error, exit_status=code)
+
+def on_recorded_exit(hook: Callable[[int, str, str], None]) -> None:
+    """Call ``hook(code, status, error)`` before ``exit_recorded`` exits (the run-status callback registers one:
+    ``vlmalign/report/callback.py``; registered from above, so this module imports nothing of the layers above)."""
+    if hook not in _EXIT_HOOKS:
+        _EXIT_HOOKS.append(hook)
+
+
+def exit_recorded(code: int, status: str, error: str) -> NoReturn:
+    """Exit with ``code`` after the hooks recorded how the run ended (``status.json``): a ``sys.exit`` inside the task
+    skips Hydra's job-end callback (it catches exceptions, not SystemExit), which left "running" there."""
+    for hook in _EXIT_HOOKS:
+        hook(code, status, error)
     sys.exit(code)
