@@ -8,11 +8,12 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vlmalign.utils import resolvers  # noqa: F401  (registers ${pid:} before composing)
 from vlmalign.utils.files import fingerprint
 
+TASK_NAME_DEFAULT = "${hydra:runtime.choices.objective}"  # conf/train.yaml's task_name
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")  # every Hydra entry point's config folder
 
 
@@ -21,7 +22,14 @@ def compose_train(overrides: Sequence[str] = ()) -> DictConfig:
     context = nullcontext() if GlobalHydra.instance().is_initialized() else \
         initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3")
     with context:
-        return compose("train", overrides=list(overrides))
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    # ${hydra:runtime.choices.objective} (task_name's default) reads the running app's HydraConfig, which inside
+    # another command (an RLAIF-V round, a base build) is that command's: resolve it from this composition instead.
+    with open_dict(cfg):
+        if cfg._get_node("task_name")._value() == TASK_NAME_DEFAULT:
+            cfg.task_name = cfg.hydra.runtime.choices.get("objective")
+        del cfg["hydra"]
+    return cfg
 
 
 # Top-level keys that say where and how a run writes, not what it computes (resume/numerics only act
