@@ -17,10 +17,11 @@ from vlmalign.utils.instantiate import build
 GROUPS = ["model", "data", "objective", "reference", "corruption", "base", "optimizer", "scheduler", "trainer",
           "strategy", "logger",
           "callbacks", "eval", "paths", "experiment", "hparams_search"]
-DATA_OBJECTIVE = {"shapes": "sft", "shapes_nsft": "nsft", "shapes_claims": "sft"}
+DATA_OBJECTIVE = {"shapes": "sft", "shapes_nsft": "nsft", "shapes_claims": "sft", "shapes_unpaired": "kto"}
 # data options that read a file the user names (the required key): built on fixtures in their own tests
 USER_FILE_DATA = {**dict.fromkeys(("rlaif_v", "vlfeedback", "mdpo_json", "trl_preference", "llava_sft",
-                                   "local_preference"), "train_file"), "rlaifv_pairs": "pairs_file",
+                                   "local_preference", "kto_unpaired", "trl_unpaired"), "train_file"),
+                  "rlaifv_pairs": "pairs_file",
                   "synth2_mix": "generator_path"}  # a generator checkpoint: built in tests/synth2
 
 

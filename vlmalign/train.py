@@ -56,6 +56,18 @@ def resume_point(cfg: DictConfig, output_dir: Path) -> str | None:
     return None
 
 
+def warn_unused_reference(cfg: DictConfig, objective) -> str | None:
+    """A warning (logged and returned) when the objective reads no reference policy but ``reference`` is a strategy
+    that builds one (SimPO, ORPO, SFT with the default reference=frozen): a second model or a cache pass for nothing."""
+    target = OmegaConf.select(cfg, "reference._target_", default=None)
+    if objective.needs_reference or objective.token_kl_views or not target or target.endswith(".NoReference"):
+        return None
+    message = (f"objective terms {list(objective.terms)} read no reference policy, but reference._target_={target} "
+               "will build one (a frozen copy or a cached pass over the data) that nothing reads; pass reference=none")
+    log.warning(message)
+    return message
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """The whole job for a composed config; returns the test metrics (``test/`` prefixed)."""
     started = time.perf_counter()
@@ -63,6 +75,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True)
     objective = build(cfg.objective, "objective")
     validate_run_config(cfg, objective)  # every config mistake we can see, before anything expensive
+    warn_unused_reference(cfg, objective)
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = resume_point(cfg, output_dir)
     record_identity(output_dir, cfg, ckpt_path)

@@ -33,12 +33,14 @@ from vlmalign.data.file_dataset import (
     ExampleRef,
     FileExamples,
     FileRows,
+    UnpairedFileExamples,
     expand_files,
     file_format,
     fingerprint,
     scan,
 )
 from vlmalign.data.split_datamodule import SplitDataModule
+from vlmalign.data.unpaired import check_both_classes
 from vlmalign.errors import ConfigError, DataError
 
 log = logging.getLogger("vlmalign.data")
@@ -117,8 +119,11 @@ class FileDataModule(SplitDataModule):
                                 f"({self.policy.summary()['skipped']} rows skipped by data.on_error=skip: "
                                 f"{self.policy.summary()['by_reason']}); check the files or raise data.val_fraction")
         self.skipped_rows = self.policy.skipped
-        self.train_set = FileExamples(self.encoder, adapter, files, train_refs)
-        self.val_set = FileExamples(self.encoder, adapter, files, val_refs)
+        examples = UnpairedFileExamples if task == "unpaired" else FileExamples
+        self.train_set = examples(self.encoder, adapter, files, train_refs)
+        self.val_set = examples(self.encoder, adapter, files, val_refs)
+        if task == "unpaired":
+            check_both_classes(self.train_set.labels(), f"data.train_file ({len(train_refs)} training examples)")
         summary = self.policy.summary()
         if summary["skipped"]:
             log.warning("data.on_error=skip: %d rows or pairs skipped (%s); each is logged above",

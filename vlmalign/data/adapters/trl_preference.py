@@ -65,6 +65,18 @@ def turn_text(row: Mapping[str, Any], field: str, role: str) -> str:
     return text
 
 
+def row_image(row: Mapping[str, Any]) -> Any:
+    """The one image of a TRL row's ``images`` list (a bare image value is accepted as a list of one)."""
+    images = row.get("images")
+    if images is None or (isinstance(images, Sequence) and not isinstance(images, (str, bytes)) and not images):
+        raise RowError("missing_image", "field 'images' is missing or empty")
+    if isinstance(images, (str, bytes, Mapping)):
+        images = [images]
+    if len(images) != 1:
+        raise RowError("bad_value", f"field 'images' has {len(images)} images; one image per row is supported")
+    return images[0]
+
+
 class TrlPreferenceAdapter(Adapter):
     name = "trl_preference"
     task = "preference"
@@ -79,11 +91,4 @@ class TrlPreferenceAdapter(Adapter):
         chosen = response_text(turn_text(row, "chosen", "assistant"), "'chosen'")
         rejected = response_text(turn_text(row, "rejected", "assistant"), "'rejected'")
         check_pair(chosen, rejected)
-        images = row.get("images")
-        if images is None or (isinstance(images, Sequence) and not isinstance(images, (str, bytes)) and not images):
-            raise RowError("missing_image", "field 'images' is missing or empty")
-        if isinstance(images, (str, bytes, Mapping)):
-            images = [images]
-        if len(images) != 1:
-            raise RowError("bad_value", f"field 'images' has {len(images)} images; one image per row is supported")
-        return [Record(images[0], prompt, {"chosen": chosen, "rejected": rejected})]
+        return [Record(row_image(row), prompt, {"chosen": chosen, "rejected": rejected})]
