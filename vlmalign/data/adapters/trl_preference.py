@@ -65,6 +65,14 @@ def turn_text(row: Mapping[str, Any], field: str, role: str) -> str:
     return text
 
 
+def row_prompt(row: Mapping[str, Any]) -> str:
+    """The one user turn of a TRL row's ``prompt``, without its image placeholder."""
+    prompt = turn_text(row, "prompt", "user")
+    if not prompt.strip():
+        raise RowError("missing_field", "field 'prompt' is empty")
+    return strip_image_placeholders(prompt)
+
+
 def row_image(row: Mapping[str, Any]) -> Any:
     """The one image of a TRL row's ``images`` list (a bare image value is accepted as a list of one)."""
     images = row.get("images")
@@ -84,10 +92,7 @@ class TrlPreferenceAdapter(Adapter):
     schema = "TRL preference rows: images (list of one image), prompt, chosen, rejected (strings or messages)"
 
     def records(self, row: Mapping[str, Any]) -> list[Record]:
-        prompt = turn_text(row, "prompt", "user")
-        if not prompt.strip():
-            raise RowError("missing_field", "field 'prompt' is empty")
-        prompt = strip_image_placeholders(prompt)
+        prompt = row_prompt(row)
         chosen = response_text(turn_text(row, "chosen", "assistant"), "'chosen'")
         rejected = response_text(turn_text(row, "rejected", "assistant"), "'rejected'")
         check_pair(chosen, rejected)

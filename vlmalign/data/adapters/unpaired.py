@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vlmalign.data.adapters.base import Adapter, Record
-from vlmalign.data.adapters.trl_preference import row_image, turn_text
+from vlmalign.data.adapters.trl_preference import row_image, row_prompt, turn_text
 from vlmalign.data.adapters.validation import (
     RowError,
     response_field,
@@ -69,9 +69,5 @@ class TrlUnpairedAdapter(Adapter):
     schema = "TRL unpaired rows: images (list of one image), prompt, completion (strings or messages), label (bool)"
 
     def records(self, row: Mapping[str, Any]) -> list[Record]:
-        prompt = turn_text(row, "prompt", "user")
-        if not prompt.strip():
-            raise RowError("missing_field", "field 'prompt' is empty")
         completion = response_text(turn_text(row, "completion", "assistant"), "'completion'")
-        label = row_label(row, "label")
-        return [Record(row_image(row), strip_image_placeholders(prompt), {label_view(label): completion})]
+        return [Record(row_image(row), row_prompt(row), {label_view(row_label(row, "label")): completion})]
