@@ -1,7 +1,8 @@
 """Objective maths as plain functions on tensors (DESIGN.md rule 1; torchtune's rlhf losses as model).
 
 Inputs are per-example *summed* response log-probs, shape (B,). Losses are per-example, shape (B,),
-unreduced, unless the docstring says otherwise.
+unreduced, unless the docstring says otherwise. Siblings with the same conventions: ``functional_kto`` (KTO's
+unpaired loss and reference point) and ``functional_reference_free`` (SimPO, ORPO).
 """
 
 from __future__ import annotations
