@@ -17,10 +17,11 @@ from vlmalign.utils.instantiate import build
 GROUPS = ["model", "data", "objective", "reference", "corruption", "base", "optimizer", "scheduler", "trainer",
           "strategy", "logger",
           "callbacks", "eval", "paths", "experiment", "hparams_search"]
-DATA_OBJECTIVE = {"shapes": "sft", "shapes_nsft": "nsft", "shapes_claims": "sft"}
+DATA_OBJECTIVE = {"shapes": "sft", "shapes_nsft": "nsft", "shapes_claims": "sft", "shapes_unpaired": "kto"}
 # data options that read a file the user names (the required key): built on fixtures in their own tests
 USER_FILE_DATA = {**dict.fromkeys(("rlaif_v", "vlfeedback", "mdpo_json", "trl_preference", "llava_sft",
-                                   "local_preference"), "train_file"), "rlaifv_pairs": "pairs_file",
+                                   "local_preference", "kto_unpaired", "trl_unpaired"), "train_file"),
+                  "rlaifv_pairs": "pairs_file",
                   "synth2_mix": "generator_path"}  # a generator checkpoint: built in tests/synth2
 
 
@@ -111,7 +112,7 @@ def test_cli_help_cfg_and_user_error_without_traceback(tmp_path):
     assert shown.returncode == 0 and "seed: 7" in shown.stdout
     helped = subprocess.run([*cli, "--help"], capture_output=True, text=True, env=env)
     assert helped.returncode == 0
-    assert "objective: apo, cpo, dpo, dpo_sft, hinge, ipo, mdpo, nsft, nsft_kl, sft" in helped.stdout
+    assert "objective: " + ", ".join(group_options("objective")) in helped.stdout  # every option, as Hydra lists them
     assert "reference: frozen, lora_disabled, none, precomputed" in helped.stdout
     failed = subprocess.run([*cli, "experiment=sft_shapes", "world.image_size=8"],
                             capture_output=True, text=True,

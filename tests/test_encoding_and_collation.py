@@ -6,7 +6,7 @@ from PIL import Image
 
 from vlmalign.data.collate import MultiViewCollator
 from vlmalign.data.encoding import SequenceEncoder
-from vlmalign.errors import ConfigError, DataError
+from vlmalign.errors import DataError
 from vlmalign.models.logprobs import IGNORE_INDEX
 
 
@@ -65,5 +65,6 @@ def test_empty_response_and_unknown_view_are_clear_errors(tiny_parts):
     _, processor = tiny_parts
     with pytest.raises(DataError, match="'rejected' is empty"):
         SequenceEncoder(processor, 64).encode("x", _image(), "p", {"chosen": "a", "rejected": "  "})
-    with pytest.raises(ConfigError, match="views"):
-        MultiViewCollator(0, ("chosen", "nonsense"))
+    example = SequenceEncoder(processor, 64).encode("x", _image(), "p", {"chosen": "a"})
+    with pytest.raises(DataError, match="no response or dialogue 'nonsense'"):  # a view is whatever examples carry
+        MultiViewCollator(0, ("chosen", "nonsense"))([example])

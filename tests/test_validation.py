@@ -33,6 +33,8 @@ NESTED = ["captions"]  # groups a data option pulls in (conf/data/synth2_mix.yam
 SYNTH2 = ["data=synth2_mix", "data.generator_path=generator"]
 PAIRED = {("data", "shapes"): ["objective=sft"], ("data", "shapes_nsft"): ["objective=nsft"],
           ("data", "shapes_claims"): ["objective=sft"], ("data", "rlaifv_pairs"): ["data.pairs_file=pairs.jsonl"],
+          ("data", "shapes_unpaired"): ["objective=kto"],
+          **{("data", d): ["objective=kto", "data.train_file=train.json"] for d in ("kto_unpaired", "trl_unpaired")},
           ("data", "llava_sft"): ["objective=sft", "data.train_file=train.json"],
           ("data", "synth2_mix"): ["objective=synth2", "data.generator_path=generator"],
           **{("data", d): ["data.train_file=train.json"]
@@ -64,7 +66,8 @@ def test_shipped_jobs_pass(overrides):
 @pytest.mark.parametrize("objective", group_options("objective"))
 def test_every_objective_passes_with_the_reference_and_data_it_needs(objective):
     built = build(compose_train([f"objective={objective}"]).objective, "objective")
-    data = ["data=shapes_nsft"] if "negatives" in built.views else SYNTH2 if "synthetic" in built.views else []
+    data = ["data=shapes_nsft"] if "negatives" in built.views else SYNTH2 if "synthetic" in built.views else \
+        ["data=shapes_unpaired"] if "desirable" in built.views else []
     validate([f"objective={objective}", *data])  # with the default reference=frozen, which serves every objective
     if not built.needs_reference and not built.token_kl_views:
         validate([f"objective={objective}", *data, "reference=none"])

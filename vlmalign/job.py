@@ -48,6 +48,18 @@ def resume_point(cfg: DictConfig, output_dir: Path) -> str | None:
     return None
 
 
+def warn_unused_reference(cfg: DictConfig, objective) -> str | None:
+    """A warning (logged and returned) when the objective reads no reference policy but ``reference`` is a strategy
+    that builds one (SimPO, ORPO, SFT with the default reference=frozen): a second model or a cache pass for nothing."""
+    target = OmegaConf.select(cfg, "reference._target_", default=None)
+    if objective.needs_reference or objective.token_kl_views or not target or target.endswith(".NoReference"):
+        return None
+    message = (f"objective terms {list(objective.terms)} read no reference policy, but reference._target_={target} "
+               "will build one (a frozen copy or a cached pass over the data) that nothing reads; pass reference=none")
+    log.warning(message)
+    return message
+
+
 class TrainingJob:
     """One training job for a composed config, in two steps so that a caller can run a stage in between.
 
@@ -67,6 +79,7 @@ class TrainingJob:
         pl.seed_everything(cfg.seed, workers=True)
         self.objective = build(cfg.objective, "objective")
         validate_run_config(cfg, self.objective)  # every config mistake we can see, before anything expensive
+        warn_unused_reference(cfg, self.objective)
         self.output_dir = Path(cfg.paths.output_dir)
         self.ckpt_path = resume_point(cfg, self.output_dir)
         record_identity(self.output_dir, cfg, self.ckpt_path)

@@ -91,6 +91,19 @@ def write_trl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+TRL_UNPAIRED_FEATURES = datasets.Features({"images": datasets.List(datasets.Image()), "prompt": TRL_MESSAGES,
+                                          "completion": TRL_MESSAGES, "label": datasets.Value("bool")})
+
+
+def write_trl_unpaired(path: Path, pair_rows: list[dict]) -> Path:
+    """TRL's unpaired (KTO) rows made from ``trl_row`` pairs: row i keeps its chosen answer, labelled desirable,
+    when i is even, else its rejected one, labelled undesirable."""
+    rows = [{"images": row["images"], "prompt": row["prompt"], "label": i % 2 == 0,
+             "completion": row["chosen" if i % 2 == 0 else "rejected"]} for i, row in enumerate(pair_rows)]
+    datasets.Dataset.from_list(rows, features=TRL_UNPAIRED_FEATURES).to_parquet(str(path))
+    return path
+
+
 SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
           "detailed, and polite answers to the user's questions.")
 

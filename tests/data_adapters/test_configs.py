@@ -16,6 +16,7 @@ from tests.data_adapters.schemas import (
     write_jsonl,
     write_rlaif_v,
     write_trl,
+    write_trl_unpaired,
 )
 from tests.hydra_utils import compose_train
 from vlmalign.utils.instantiate import build
@@ -37,6 +38,9 @@ def _fixtures(root):
         "llava_sft": (write_json(root / "llava.json", [llava_row(i) for i in range(3)]), "sft"),
         "local_preference": (write_jsonl(root / "local.jsonl", [
             {"prompt": "p", "chosen": "yes", "rejected": f"no {i}", "image": "img.png"} for i in range(3)]), "ipo"),
+        "kto_unpaired": (write_jsonl(root / "kto.jsonl", [
+            {"prompt": "p", "completion": f"yes {i}", "label": i != 1, "image": "img.png"} for i in range(4)]), "kto"),
+        "trl_unpaired": (write_trl_unpaired(root / "trl_kto.parquet", [trl_row(i) for i in range(4)]), "kto"),
     }
 
 

@@ -34,9 +34,15 @@ from vlmalign.data.encoding import EncodedExample, pad_sequences
 from vlmalign.errors import ConfigError
 from vlmalign.models.logprobs import IGNORE_INDEX
 
-# view name → (response or dialogue it scores, whether its image is the corrupted m')
+# view name → (response or dialogue it scores, whether its image is the corrupted m'). A view not listed is the
+# example's response or dialogue of the same name on the real image (``view_source``): the objective names the
+# views it needs and the examples carry them (KTO's unpaired views, vlmalign.data.unpaired), with no entry here.
 VIEWS = {"chosen": ("chosen", False), "rejected": ("rejected", False), "chosen_corrupted": ("chosen", True),
          "rejected_corrupted": ("rejected", True), "negatives": ("negatives", False)}
+
+
+def view_source(view: str) -> tuple[str, bool]:
+    return VIEWS.get(view, (view, False))
 
 
 class MultiViewCollator:
@@ -47,10 +53,7 @@ class MultiViewCollator:
         corruption: ImageCorruption | None = None,
         corruption_seed: int = 0,
     ) -> None:
-        unknown = [v for v in views if v not in VIEWS]
-        if unknown:
-            raise ConfigError(f"views {unknown} are not supported by this dataset; known: {sorted(VIEWS)}")
-        self.needs_corruption = any(VIEWS[v][1] for v in views)
+        self.needs_corruption = any(view_source(v)[1] for v in views)
         if self.needs_corruption and corruption is None:
             raise ConfigError(f"the objective needs corrupted-image views {list(views)} but data.corruption is null")
         self.pad_token_id = pad_token_id
@@ -64,7 +67,7 @@ class MultiViewCollator:
     def __call__(self, examples: list[EncodedExample]) -> dict:
         sequences, labels = [], []
         for view in self.views:
-            key = VIEWS[view][0]
+            key = view_source(view)[0]
             for ex in examples:
                 ids, view_labels = ex.tokens(key)
                 sequences.append(ids)
@@ -87,9 +90,9 @@ class MultiViewCollator:
                 "input_ids": input_ids[rows],
                 "attention_mask": attention_mask[rows],
                 "labels": label_tensor[rows],
-                "image_index": torch.arange(batch_size) + (batch_size if VIEWS[view][1] else 0),
+                "image_index": torch.arange(batch_size) + (batch_size if view_source(view)[1] else 0),
             }
-            key = VIEWS[view][0]
+            key = view_source(view)[0]
             if all(key in ex.responses and key not in ex.dialogues for ex in examples):  # a response, not a dialogue
                 views[view]["prompt_length"] = torch.tensor([len(ex.prompt_ids) for ex in examples])
         batch = {"pixel_values": pixel_values, "sample_ids": sample_ids, "views": views}

@@ -10,13 +10,17 @@ from vlmalign.data.shapes.preference import check_preference_knobs
 from vlmalign.data.shapes.world import WorldSpec, world_spec
 from vlmalign.data.shapes_preference import PAIR_KINDS, PolicyCaptionPairs, ShapesPreferenceDataset
 from vlmalign.data.shapes_sft import ShapesSFTDataset
+from vlmalign.data.shapes_unpaired import ShapesUnpairedDataset
 from vlmalign.data.split_datamodule import SplitDataModule, consumed_train_batches  # noqa: F401 (re-exported)
+from vlmalign.data.unpaired import UNPAIRED_VIEWS
 from vlmalign.errors import ConfigError, DataError
 
-TASKS = ("sft", "preference", "nsft")
+TASKS = ("sft", "preference", "nsft", "unpaired")
 PREFERENCE_VIEWS = ("chosen", "rejected", "chosen_corrupted", "rejected_corrupted")
-# The views each task's examples have; nsft = the preference pairs plus nSFT's corrective dialogue.
-TASK_VIEWS = {"sft": ("chosen",), "preference": PREFERENCE_VIEWS, "nsft": (*PREFERENCE_VIEWS, "negatives")}
+# The views each task's examples have; nsft = the preference pairs plus nSFT's corrective dialogue; unpaired = one
+# labelled response per scene (KTO; vlmalign.data.unpaired names its views).
+TASK_VIEWS = {"sft": ("chosen",), "preference": PREFERENCE_VIEWS, "nsft": (*PREFERENCE_VIEWS, "negatives"),
+              "unpaired": UNPAIRED_VIEWS}
 
 
 
@@ -25,8 +29,10 @@ class ShapesDataModule(SplitDataModule):
 
     ``task``: sft (captions and questions), preference (chosen/rejected caption pairs) or nsft (the same
     pairs as preference, for the same knobs, plus the corrective ``negatives`` dialogue of nSFT, arXiv
-    2411.14797). ``negatives_files`` ({split: path}, nsft only) reads a split from a JSON-lines file
-    written by ``vlmalign-build-negatives`` instead of building its turns on the fly.
+    2411.14797) or unpaired (KTO: each pair's chosen or rejected caption alone, labelled desirable or
+    undesirable; ``desirable_fraction`` is the class balance). ``negatives_files`` ({split: path}, nsft only)
+    reads a split from a JSON-lines file written by ``vlmalign-build-negatives`` instead of building its turns
+    on the fly.
     """
 
     def __init__(
@@ -44,6 +50,7 @@ class ShapesDataModule(SplitDataModule):
         plausibility: float = 1.0,
         num_errors: int = 1,
         pair_kind: str = "injected",
+        desirable_fraction: float = 0.5,
         blank_images: bool = False,
         onpolicy_cache_dir: str | None = None,
         onpolicy_max_new_tokens: int = 48,
@@ -90,18 +97,20 @@ class ShapesDataModule(SplitDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.shuffle_seed, self.group_by_length = shuffle_seed, group_by_length
         common = dict(world=world)
-        if task in ("preference", "nsft"):
+        if task in ("preference", "nsft", "unpaired"):
             try:
                 check_preference_knobs(error_mix, plausibility, num_errors)
             except ValueError as error:
                 raise ConfigError(f"data: {error}") from error
             knobs = dict(error_mix=error_mix, plausibility=plausibility, num_errors=num_errors,
                          pair_kind="injected" if onpolicy else pair_kind, blank_images=blank_images)
-            pairs = ShapesPreferenceDataset if task == "preference" else ShapesNSFTDataset
+            pairs = ShapesNSFTDataset if task == "nsft" else ShapesPreferenceDataset
             splits = {}
             for split, size in (("train", num_train_scenes), ("val", num_val_scenes)):
                 splits[split] = (NSFTJsonlDataset(self.encoder, files[split], world.image_size) if split in files
                                  else pairs(self.encoder, split, size, **common, **knobs))
+                if task == "unpaired":
+                    splits[split] = ShapesUnpairedDataset(splits[split], desirable_fraction)
             self.train_set, self.val_set = splits["train"], splits["val"]
         else:
             mixture = dict(caption_fraction=caption_fraction, existence_fraction=existence_fraction,
@@ -116,6 +125,7 @@ class ShapesDataModule(SplitDataModule):
         self._description = {"task": task, "train": num_train_scenes, "val": num_val_scenes, "world": world.to_dict(),
                              "max_length": max_length, "error_mix": error_mix, "plausibility": plausibility,
                              "num_errors": num_errors, "pair_kind": pair_kind,
+                             **({"desirable_fraction": desirable_fraction} if task == "unpaired" else {}),
                              "blank_images": blank_images, "caption_fraction": caption_fraction,
                              "existence_fraction": existence_fraction,
                              "existence_single_object": existence_single_object,

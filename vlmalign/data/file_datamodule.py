@@ -25,9 +25,10 @@ from vlmalign.data.collate import MultiViewCollator
 from vlmalign.data.corruptions import ImageCorruption
 from vlmalign.data.datamodule import TASK_VIEWS
 from vlmalign.data.encoding import SequenceEncoder
-from vlmalign.data.file_dataset import FileExamples, file_identity
+from vlmalign.data.file_dataset import FileExamples, UnpairedFileExamples, file_identity
 from vlmalign.data.file_reading import read_files
 from vlmalign.data.split_datamodule import SplitDataModule
+from vlmalign.data.unpaired import check_both_classes
 from vlmalign.errors import ConfigError
 
 log = logging.getLogger("vlmalign.data")
@@ -78,8 +79,11 @@ class FileDataModule(SplitDataModule):
         self.policy, train_refs, val_refs, files = read.policy, read.train_refs, read.val_refs, read.files
         train_paths, val_paths, dropped = read.train_paths, read.val_paths, read.dropped
         self.skipped_rows = self.policy.skipped
-        self.train_set = FileExamples(self.encoder, adapter, files, train_refs)
-        self.val_set = FileExamples(self.encoder, adapter, files, val_refs)
+        examples = UnpairedFileExamples if task == "unpaired" else FileExamples
+        self.train_set = examples(self.encoder, adapter, files, train_refs)
+        self.val_set = examples(self.encoder, adapter, files, val_refs)
+        if task == "unpaired":
+            check_both_classes(self.train_set.labels(), f"data.train_file ({len(train_refs)} training examples)")
         summary = self.policy.summary()
         if summary["skipped"]:
             log.warning("data.on_error=skip: %d rows or pairs skipped (%s); each is logged above",

@@ -27,6 +27,7 @@ from vlmalign.data.adapters.base import Adapter, Record
 from vlmalign.data.adapters.images import open_image, resolve_image
 from vlmalign.data.adapters.validation import RowError, RowPolicy, check_record
 from vlmalign.data.encoding import EncodedExample, SequenceEncoder
+from vlmalign.data.unpaired import mismatched_index, unpaired_example
 from vlmalign.errors import ConfigError, DataError
 
 FORMATS = {".parquet": "parquet", ".json": "json", ".jsonl": "json"}
@@ -202,12 +203,39 @@ class FileExamples(Dataset):
         turns = [text for turn in record.dialogue for text in turn][1:]
         return self.encoder.text_length(record.prompt, [*record.responses.values(), *turns])
 
-    def __getitem__(self, index: int) -> EncodedExample:
-        file, ref, row, record = self.record(index)
+    def image(self, file: DataFile, ref: ExampleRef, row: Mapping, record: Record):
         try:
-            image = open_image(resolve_image(record.image, file.image_root))
+            return open_image(resolve_image(record.image, file.image_root))
         except RowError as error:  # a file changed since the check, or check_images=false
             raise error.at(where(file, ref.row, self.adapter, row, record)) from None
+
+    def __getitem__(self, index: int) -> EncodedExample:
+        file, ref, row, record = self.record(index)
+        image = self.image(file, ref, row, record)
         dialogues = {"chosen": record.dialogue} if record.dialogue else None
         meta = {**record.meta, "source": f"{file.path}:{ref.row}"}
         return self.encoder.encode(ref.sample_id, image, record.prompt, record.responses, meta, dialogues)
+
+
+class UnpairedFileExamples(FileExamples):
+    """Unpaired (KTO) examples: record i's one labelled response, and record i+1's response as its ``mismatched``
+    view (``vlmalign.data.unpaired``)."""
+
+    def labels(self) -> list[bool]:
+        return ["desirable" in self.record(index)[3].responses for index in range(len(self))]
+
+    def completion(self, index: int) -> str:
+        (text,) = self.record(index)[3].responses.values()
+        return text
+
+    def text_length(self, index: int) -> int:
+        _, _, _, record = self.record(index)
+        return self.encoder.text_length(record.prompt, [self.completion(index),
+                                                        self.completion(mismatched_index(index, len(self)))])
+
+    def __getitem__(self, index: int) -> EncodedExample:
+        file, ref, row, record = self.record(index)
+        meta = {**record.meta, "source": f"{file.path}:{ref.row}"}
+        return unpaired_example(self.encoder, ref.sample_id, self.image(file, ref, row, record), record.prompt,
+                                self.completion(index), "desirable" in record.responses,
+                                self.completion(mismatched_index(index, len(self))), meta)

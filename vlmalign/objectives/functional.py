@@ -1,7 +1,8 @@
 """Objective maths as plain functions on tensors (docs/design.md, rule 1; torchtune's rlhf losses as model).
 
 Inputs are per-example *summed* response log-probs, shape (B,). Losses are per-example, shape (B,),
-unreduced, unless the docstring says otherwise.
+unreduced, unless the docstring says otherwise. Siblings with the same conventions: ``functional_kto`` (KTO's
+unpaired loss and reference point) and ``functional_reference_free`` (SimPO, ORPO).
 """
 
 from __future__ import annotations
@@ -112,3 +113,34 @@ def anchor_loss(policy_chosen_logps: Tensor, ref_chosen_logps: Tensor, beta: flo
     likelihood of both responses together.
     """
     return -F.logsigmoid(beta * (policy_chosen_logps - ref_chosen_logps) - delta)
+
+
+def dpo_positive_loss(policy_chosen_logps: Tensor, policy_rejected_logps: Tensor, ref_chosen_logps: Tensor,
+                      ref_rejected_logps: Tensor, beta: float, lambda_: float) -> Tensor:
+    """DPO-Positive (DPOP; Pal et al. 2024, "Smaug", arXiv 2402.13228, Eq. 3):
+
+        −log σ(β[Δ − λ · max(0, s_ref(y_w) − s(y_w))])
+
+    DPO can lower the likelihood of the preferred response as long as the rejected one falls faster (the
+    paper's §3 failure mode on pairs that differ in a few tokens); the penalty is zero while the policy keeps
+    s(y_w) at or above the reference's and grows with every nat it loses there.
+    """
+    margin = _margin(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)
+    penalty = F.relu(ref_chosen_logps - policy_chosen_logps)
+    return -F.logsigmoid(beta * (margin - lambda_ * penalty))
+
+
+def bco_loss(policy_chosen_logps: Tensor, policy_rejected_logps: Tensor, ref_chosen_logps: Tensor,
+             ref_rejected_logps: Tensor, beta: float, delta: Tensor | float) -> Tensor:
+    """Binary classifier optimisation (BCO; Jung et al. 2024, arXiv 2404.04656, §3, the paired loss with the
+    reward shift δ):
+
+        −log σ(r_w − δ) − log σ(−(r_l − δ)),   r = β (s − s_ref)
+
+    Each response is classified on its own (chosen = 1, rejected = 0) with the implicit reward as logit; δ is
+    the running mean of the rewards seen so far (the term keeps it), which the paper shows makes this binary
+    loss an upper bound of the DPO loss. Pass δ detached: it is a statistic, not a parameter.
+    """
+    chosen_rewards = beta * (policy_chosen_logps - ref_chosen_logps)
+    rejected_rewards = beta * (policy_rejected_logps - ref_rejected_logps)
+    return -F.logsigmoid(chosen_rewards - delta) - F.logsigmoid(-(rejected_rewards - delta))

@@ -6,13 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-TASKS = ("preference", "sft")
+TASKS = ("preference", "sft")  # what the generic local adapter reads; unpaired rows: adapters/unpaired.py
 
 
 @dataclass(frozen=True)
 class Record:
     """One example: the row's raw image value, the prompt (image placeholders removed), and either the
-    responses to it (``chosen`` and ``rejected`` for preference, ``chosen`` for one-turn SFT) or, for a
+    responses to it (``chosen`` and ``rejected`` for preference, ``chosen`` for one-turn SFT, ``desirable`` or
+    ``undesirable`` for unpaired data, the view naming its label) or, for a
     multi-turn SFT conversation, the ``dialogue`` of (question, answer) turns (the first question is ``prompt``).
     ``key`` names the example inside its row (VLFeedback's ``"2>0"`` pair); ``meta`` rides along."""
 

@@ -65,6 +65,26 @@ def turn_text(row: Mapping[str, Any], field: str, role: str) -> str:
     return text
 
 
+def row_prompt(row: Mapping[str, Any]) -> str:
+    """The one user turn of a TRL row's ``prompt``, without its image placeholder."""
+    prompt = turn_text(row, "prompt", "user")
+    if not prompt.strip():
+        raise RowError("missing_field", "field 'prompt' is empty")
+    return strip_image_placeholders(prompt)
+
+
+def row_image(row: Mapping[str, Any]) -> Any:
+    """The one image of a TRL row's ``images`` list (a bare image value is accepted as a list of one)."""
+    images = row.get("images")
+    if images is None or (isinstance(images, Sequence) and not isinstance(images, (str, bytes)) and not images):
+        raise RowError("missing_image", "field 'images' is missing or empty")
+    if isinstance(images, (str, bytes, Mapping)):
+        images = [images]
+    if len(images) != 1:
+        raise RowError("bad_value", f"field 'images' has {len(images)} images; one image per row is supported")
+    return images[0]
+
+
 class TrlPreferenceAdapter(Adapter):
     name = "trl_preference"
     task = "preference"
@@ -72,18 +92,8 @@ class TrlPreferenceAdapter(Adapter):
     schema = "TRL preference rows: images (list of one image), prompt, chosen, rejected (strings or messages)"
 
     def records(self, row: Mapping[str, Any]) -> list[Record]:
-        prompt = turn_text(row, "prompt", "user")
-        if not prompt.strip():
-            raise RowError("missing_field", "field 'prompt' is empty")
-        prompt = strip_image_placeholders(prompt)
+        prompt = row_prompt(row)
         chosen = response_text(turn_text(row, "chosen", "assistant"), "'chosen'")
         rejected = response_text(turn_text(row, "rejected", "assistant"), "'rejected'")
         check_pair(chosen, rejected)
-        images = row.get("images")
-        if images is None or (isinstance(images, Sequence) and not isinstance(images, (str, bytes)) and not images):
-            raise RowError("missing_image", "field 'images' is missing or empty")
-        if isinstance(images, (str, bytes, Mapping)):
-            images = [images]
-        if len(images) != 1:
-            raise RowError("bad_value", f"field 'images' has {len(images)} images; one image per row is supported")
-        return [Record(images[0], prompt, {"chosen": chosen, "rejected": rejected})]
+        return [Record(row_image(row), prompt, {"chosen": chosen, "rejected": rejected})]
