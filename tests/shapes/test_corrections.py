@@ -29,10 +29,10 @@ def test_only_shape_errors_at_a_matching_cell_are_corrected(caption, expected):
 
 
 def test_onpolicy_pairs_are_built_once_from_the_policy_captions(tiny_checkpoint, tmp_path, monkeypatch):
+    from vlmalign.data import onpolicy_pairs
     from vlmalign.data.datamodule import ShapesDataModule
     from vlmalign.data.shapes import describe
     from vlmalign.models.loader import load_backbone
-    from vlmalign.pipelines import onpolicy_pairs
 
     backbone = load_backbone(str(tiny_checkpoint))
     datamodule = ShapesDataModule(backbone.processor, views=("chosen", "rejected"), task="preference",
