@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from vlmalign.data.shapes import Scene, ShapeObject
+from vlmalign.data.shapes.world import COLORS, SHAPES, SIZES
 from vlmalign.errors import ConfigError
 from vlmalign.models.loader import build_shapes_tokenizer, ensure_tiny_llava_checkpoint
+from vlmalign.models.projector_alignment import align_projector, word_targets
 from vlmalign.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
 from vlmalign.models.tower_pretraining import HEADS, cell_features, cell_targets, pretrain_tower
 
@@ -53,5 +55,38 @@ def test_pretraining_trains_the_tower_only_deterministically():
 def test_a_patch_grid_that_does_not_tile_the_cells_is_refused_before_anything_is_built(tmp_path):
     spec = TinyLlavaSpec(**{**SMALL, "image_size": 64, "patch_size": 8}, tower_pretraining_steps=10)
     with pytest.raises(ConfigError, match=r"model.image_size=64 / model.patch_size=8 = 8 patches a side"):
+        ensure_tiny_llava_checkpoint(tmp_path, spec)
+    assert not any(tmp_path.iterdir())
+
+
+def test_word_targets_sum_each_objects_size_colour_and_shape_embeddings():
+    embeddings = torch.randn(50, 8)
+    ids = {word: i for i, word in enumerate((*SIZES, *COLORS, *SHAPES))}
+    scene = Scene("s", (ShapeObject("circle", "blue", "small", "top left"),))
+    targets = word_targets([scene], embeddings, ids)
+    assert torch.equal(targets[0, 0], embeddings[[ids["small"], ids["blue"], ids["circle"]]].sum(0))
+    assert targets[0, 1:].eq(0).all()
+
+
+def test_projector_alignment_trains_the_projector_only_towards_the_words_deterministically():
+    def aligned():
+        model, processor = build_tiny_llava(TinyLlavaSpec(**SMALL), build_shapes_tokenizer(), seed=0)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        report = align_projector(model, processor.tokenizer, processor.image_processor, 48, steps=60, seed=0)
+        return model, before, report
+
+    model, before, report = aligned()
+    after = model.state_dict()
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    assert changed and all(k.startswith("model.multi_modal_projector.") for k in changed)
+    assert report["nearest_word_accuracy"] > 3 / 40  # well above chance among the 40 (size, colour, shape) targets
+    again, _, report_again = aligned()
+    assert report_again == report
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), after.values()))
+
+
+def test_projector_alignment_needs_one_patch_per_cell(tmp_path):
+    spec = TinyLlavaSpec(**{**SMALL, "image_size": 96, "patch_size": 16}, projector_alignment_steps=10)
+    with pytest.raises(ConfigError, match=r"needs one patch per grid cell: .* = 6 patches a side"):
         ensure_tiny_llava_checkpoint(tmp_path, spec)
     assert not any(tmp_path.iterdir())

@@ -79,3 +79,16 @@ def test_existence_curriculum_and_negative_kinds_follow_their_knobs():
     assert same_colour_share(_existence_examples(existence_confusable_negatives=0.0)) < 0.6
     with pytest.raises(ValueError, match="existence_confusable_negatives=2"):
         _dataset(existence_confusable_negatives=2)
+
+
+def test_empty_scene_questions_follow_their_share_are_answered_no_and_leave_the_other_examples_unchanged():
+    plain = _existence_examples(existence_single_object=0.5)
+    footed = _existence_examples(existence_single_object=0.5, existence_empty_scenes=0.25)
+    empty = [(scene, q, a) for scene, q, a in footed if scene.image_id.endswith("/empty")]
+    assert abs(len(empty) / len(footed) - 0.25) < 0.04
+    assert all(scene.objects == () and a == "no" and parse_yes_no(a) is False for scene, q, a in empty)
+    assert len({_asked(q) for _, q, _ in empty}) == 20  # any (colour, shape) pair is asked of the empty canvas
+    # The knob at 0 draws nothing extra: earlier recipes' data (and bases) are unchanged by its existence.
+    assert plain == _existence_examples(existence_single_object=0.5, existence_empty_scenes=0.0)
+    with pytest.raises(ValueError, match="existence_empty_scenes=1.5"):
+        _existence_examples(existence_empty_scenes=1.5)

@@ -44,6 +44,8 @@ class ShapesDataModule(SplitDataModule):
         existence_fraction: float = 0.25,
         existence_answer: str = "direct",
         existence_single_object: float = 0.0,
+        existence_empty_scenes: float = 0.0,
+        existence_one_attribute: float = 0.0,
         existence_likely_negatives: float = 0.0,
         existence_confusable_negatives: float = 0.5,
         error_mix: dict | None = None,
@@ -115,6 +117,7 @@ class ShapesDataModule(SplitDataModule):
         else:
             mixture = dict(caption_fraction=caption_fraction, existence_fraction=existence_fraction,
                            existence_answer=existence_answer, existence_single_object=existence_single_object,
+                           existence_empty_scenes=existence_empty_scenes, existence_one_attribute=existence_one_attribute,
                            existence_likely_negatives=existence_likely_negatives,
                            existence_confusable_negatives=existence_confusable_negatives)
             try:
@@ -129,6 +132,8 @@ class ShapesDataModule(SplitDataModule):
                              "blank_images": blank_images, "caption_fraction": caption_fraction,
                              "existence_fraction": existence_fraction,
                              "existence_single_object": existence_single_object,
+                             **({"existence_empty_scenes": existence_empty_scenes} if existence_empty_scenes else {}),
+                             **({"existence_one_attribute": existence_one_attribute} if existence_one_attribute else {}),
                              "existence_likely_negatives": existence_likely_negatives,
                              "existence_confusable_negatives": existence_confusable_negatives,
                              "corruption": getattr(corruption, "name", None), "corruption_seed": corruption_seed}

@@ -17,10 +17,13 @@ from torch.utils.data import Dataset
 
 from vlmalign.data.encoding import EncodedExample, SequenceEncoder
 from vlmalign.data.shapes import CAPTION_PROMPTS, Scene, WorldSpec, describe, questions, render_scene
+from vlmalign.data.shapes.text import existence_question, one_attribute_existence
+from vlmalign.data.shapes.world import COLORS, SHAPES
 
 OTHER_QUESTIONS = ("attribute", "count", "spatial")
 EXISTENCE_ANSWERS = ("direct", "describe_first")
-SHARES = ("existence_single_object", "existence_likely_negatives", "existence_confusable_negatives")
+SHARES = ("existence_single_object", "existence_empty_scenes", "existence_one_attribute", "existence_likely_negatives",
+          "existence_confusable_negatives")
 
 
 def mixture_problems(caption_fraction: float = 0.75, existence_fraction: float = 0.25, existence_answer: str = "direct",
@@ -52,17 +55,22 @@ class ShapesSFTDataset(Dataset):
         existence_fraction: float = 0.25,
         existence_answer: str = "direct",
         existence_single_object: float = 0.0,
+        existence_empty_scenes: float = 0.0,
+        existence_one_attribute: float = 0.0,
         existence_likely_negatives: float = 0.0,
         existence_confusable_negatives: float = 0.5,
     ) -> None:
         problems = mixture_problems(caption_fraction=caption_fraction, existence_fraction=existence_fraction,
                                     existence_answer=existence_answer, existence_single_object=existence_single_object,
+                                    existence_empty_scenes=existence_empty_scenes,
+                                    existence_one_attribute=existence_one_attribute,
                                     existence_likely_negatives=existence_likely_negatives,
                                     existence_confusable_negatives=existence_confusable_negatives)
         if problems:
             raise ValueError("; ".join(problems))
         self.caption_fraction, self.existence_fraction = caption_fraction, existence_fraction
         self.existence_answer, self.existence_single_object = existence_answer, existence_single_object
+        self.existence_empty_scenes, self.existence_one_attribute = existence_empty_scenes, existence_one_attribute
         self.existence_likely_negatives = existence_likely_negatives
         self.existence_confusable_negatives = existence_confusable_negatives
         self.encoder = encoder
@@ -85,6 +93,17 @@ class ShapesSFTDataset(Dataset):
         if draw < self.caption_fraction:
             return scene, rng.choice(CAPTION_PROMPTS), describe(scene, rng)
         kinds = ("existence",) if draw < self.caption_fraction + self.existence_fraction else OTHER_QUESTIONS
+        if kinds == ("existence",) and self.existence_empty_scenes and rng.random() < self.existence_empty_scenes:
+            # An empty canvas, asked about any pair: "no". The only existence questions whose answer the image alone
+            # decides, so the answer position gets a first-order gradient towards the image (objects -> "yes",
+            # empty cells -> "no") before it must match the question against the objects (docs/foundation.md,
+            # "A foothold for the yes/no answer").
+            empty = Scene(f"{scene.image_id}/empty", ())
+            return empty, existence_question(rng.choice(COLORS), rng.choice(SHAPES)), "no"
+        if kinds == ("existence",) and self.existence_one_attribute and rng.random() < self.existence_one_attribute:
+            # Shape alone or colour alone: each attribute's match must be learned on its own (the world v3 base
+            # matched colours only and answered "yes" to a red circle beside a red square; docs/foundation.md).
+            return scene, *one_attribute_existence(scene, rng)
         if kinds == ("existence",) and self.existence_single_object and rng.random() < self.existence_single_object:
             # One of the scene's objects alone: the answer is then a match of the question against the only object,
             # which needs no search over the image; it gives the answer position a gradient to start on before

@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from vlmalign.data.shapes.text import existence_question as pope_question  # the SFT data's words, so probes match
 from vlmalign.data.shapes.world import COLORS, SHAPES, Scene
 
 POPE_SAMPLINGS = ("random", "popular", "adversarial")
@@ -54,10 +55,6 @@ class PopeProbe:
     color: str
     shape: str
     sampling: str
-
-
-def pope_question(color: str, shape: str) -> str:
-    return f"is there a {color} {shape} in the image ?"
 
 
 def _negatives(present: list[tuple[str, str]], wanted: int, sampling: str, rng: random.Random,

@@ -20,6 +20,7 @@ from vlmalign.models.lora import LoraSettings, apply_lora
 from vlmalign.models.processors import load_processor
 from vlmalign.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
 from vlmalign.models.tokenizer import train_word_tokenizer
+from vlmalign.models.projector_alignment import align_projector
 from vlmalign.models.tower_pretraining import pretrain_tower
 from vlmalign.utils.files import build_once, fingerprint, write_json_atomic
 
@@ -172,6 +173,10 @@ def ensure_tiny_llava_checkpoint(cache_dir: str | Path, spec: TinyLlavaSpec, see
         raise ConfigError(f"model.tower_pretraining_steps={spec.tower_pretraining_steps} needs a patch grid that tiles "
                           f"the 3x3 cells: model.image_size={spec.image_size} / model.patch_size={spec.patch_size} = "
                           f"{grid} patches a side (e.g. 96 / 32), or model.tower_pretraining_steps=0")
+    if spec.projector_alignment_steps and grid != 3:  # the projector maps one token per cell to its object's words
+        raise ConfigError(f"model.projector_alignment_steps={spec.projector_alignment_steps} needs one patch per grid "
+                          f"cell: model.image_size={spec.image_size} / model.patch_size={spec.patch_size} = {grid} "
+                          "patches a side, not 3 (e.g. 96 / 32)")
     key = fingerprint({"spec": spec.to_dict(), "seed": seed, "vocab": vocabulary(), "v": TINY_BUILD_VERSION})
     target = Path(cache_dir).expanduser() / f"tiny_llava-{key}"
 
@@ -181,6 +186,10 @@ def ensure_tiny_llava_checkpoint(cache_dir: str | Path, spec: TinyLlavaSpec, see
             report = pretrain_tower(model, processor.image_processor, spec.image_size,
                                     spec.tower_pretraining_steps, seed=seed)
             write_json_atomic(scratch / "tower_pretraining.json", {"steps": spec.tower_pretraining_steps, **report})
+        if spec.projector_alignment_steps:  # LLaVA's stage 1: image tokens where the words are
+            report = align_projector(model, processor.tokenizer, processor.image_processor, spec.image_size,
+                                     spec.projector_alignment_steps, seed=seed)
+            write_json_atomic(scratch / "projector_alignment.json", {"steps": spec.projector_alignment_steps, **report})
         model.save_pretrained(scratch)
         processor.save_pretrained(scratch)
 

@@ -61,6 +61,7 @@ class TinyLlavaSpec:
     max_positions: int = 256
     prompt_before_image: bool = False  # the user turn's text before its image (PROMPT_FIRST_TEMPLATE)
     tower_pretraining_steps: int = 0  # per-cell attribute pre-training of the vision tower (tower_pretraining.py)
+    projector_alignment_steps: int = 0  # projector -> word-embedding alignment after it (projector_alignment.py)
 
     def __post_init__(self) -> None:
         if self.image_size % self.patch_size:
@@ -68,8 +69,9 @@ class TinyLlavaSpec:
                 f"model.image_size={self.image_size} is not divisible by model.patch_size={self.patch_size}; "
                 "the vision tower needs a whole number of patches."
             )
-        if self.tower_pretraining_steps < 0:
-            raise ValueError(f"model.tower_pretraining_steps={self.tower_pretraining_steps} must be >= 0")
+        for name in ("tower_pretraining_steps", "projector_alignment_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"model.{name}={getattr(self, name)} must be >= 0")
         for name in ("vision_hidden", "text_hidden"):
             heads = getattr(self, name.replace("hidden", "heads"))
             if getattr(self, name) % heads:
@@ -80,7 +82,10 @@ class TinyLlavaSpec:
         return (self.image_size // self.patch_size) ** 2
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        fields = asdict(self)
+        if not self.projector_alignment_steps:  # added later: off, it leaves earlier checkpoints' cache keys as they were
+            del fields["projector_alignment_steps"]
+        return fields
 
 
 def sincos_2d(grid: int, dim: int) -> torch.Tensor:

@@ -21,6 +21,7 @@ import torch
 from omegaconf import DictConfig, open_dict
 
 from vlmalign.job import TrainingJob
+from vlmalign.pipelines.shipped_bases import copy_shipped, shipped_base
 from vlmalign.utils.compose import NOT_COMPUTED, compose_train, config_fingerprint
 from vlmalign.utils.files import build_once
 
@@ -52,10 +53,25 @@ def isolated_random_state():
                 os.environ[key] = value
 
 
-def ensure_base_model(base: DictConfig, cache_dir: str) -> Path:
-    """Directory of the finished base run (``model/``, ``metrics.json``, ``samples.jsonl``)."""
+def base_fingerprint(cfg: DictConfig) -> str:
+    """What names a base in the cache and in the shipped assets: its composed config and ``BASE_VERSION``."""
+    return config_fingerprint(cfg, NOT_COMPUTED, BASE_VERSION)
+
+
+def ensure_base_model(base: DictConfig, cache_dir: str, use_shipped: bool | None = None) -> Path:
+    """Directory of the finished base run (``model/``, ``metrics.json``, ``samples.jsonl``).
+
+    A base shipped with the package under the same fingerprint is copied into the cache instead of trained
+    (``base.shipped``, default true; vlmalign/pipelines/shipped_bases.py says why); otherwise it is trained here.
+    """
     cfg = compose_base_config(base, cache_dir)
-    target = Path(cache_dir) / "bases" / f"{base.name}-{config_fingerprint(cfg, NOT_COMPUTED, BASE_VERSION)}"
+    fingerprint = base_fingerprint(cfg)
+    target = Path(cache_dir) / "bases" / f"{base.name}-{fingerprint}"
+    use_shipped = base.get("shipped", True) if use_shipped is None else use_shipped
+    shipped = shipped_base(base.name, fingerprint) if use_shipped else None
+    if shipped is not None:  # its own cache entry: a base trained here under the same fingerprint is another model
+        return build_once(target.with_name(target.name + "-shipped"), lambda scratch: copy_shipped(shipped, scratch),
+                          what=f"SFT base (shipped {shipped})")
 
     def build(scratch: Path) -> None:
         with open_dict(cfg):

@@ -107,6 +107,23 @@ def describe(scene: Scene, rng: random.Random, shuffle: bool = False) -> str:
     return render_caption(*caption_plan(scene, rng, shuffle))
 
 
+def existence_question(color: str, shape: str) -> str:
+    """The yes/no question POPE asks, in the words the SFT data teaches."""
+    return f"is there a {color} {shape} in the image ?"
+
+
+def one_attribute_existence(scene: Scene, rng: random.Random) -> tuple[str, str]:
+    """(question, answer) about one attribute alone: "is there a circle in the image ?" or "is there a red object in
+    the image ?", "yes" or "no" with equal odds (a "no" names an attribute no object has, when one exists)."""
+    attribute, values = ("shape", SHAPES) if rng.random() < 0.5 else ("color", COLORS)
+    present = sorted({getattr(o, attribute) for o in scene.objects})
+    absent = [v for v in values if v not in present]
+    answer = "yes" if not absent or rng.random() < 0.5 else "no"
+    value = rng.choice(present if answer == "yes" else absent)
+    noun = value if attribute == "shape" else f"{value} object"
+    return f"is there a {noun} in the image ?", answer
+
+
 def questions(scene: Scene, rng: random.Random, kinds: Sequence[str] = QUESTION_KINDS,
               confusable_negatives: float = 0.5, likely_absent: Sequence[tuple[str, str]] = (),
               likely_negatives: float = 0.0) -> list[tuple[str, str, str]]:
@@ -126,8 +143,7 @@ def questions(scene: Scene, rng: random.Random, kinds: Sequence[str] = QUESTION_
     identity_counts = {i: sum(o.identity == i for o in scene.objects) for i in present}
     out: list[tuple[str, str, str]] = []
     if "existence" in kinds:
-        color, shape = rng.choice(sorted(present))
-        out.append(("existence", f"is there a {color} {shape} in the image ?", "yes"))
+        out.append(("existence", existence_question(*rng.choice(sorted(present))), "yes"))
         absent = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in present]
         # Negatives in the colour of a present object but another shape make the model bind shape to colour:
         # the world v3 base reads colours reliably and answered "yes" to exactly these (docs/foundation.md).
@@ -138,7 +154,7 @@ def questions(scene: Scene, rng: random.Random, kinds: Sequence[str] = QUESTION_
         else:
             hard = confusable_negatives > 0 and bool(confusable) and rng.random() < confusable_negatives
             color, shape = rng.choice(confusable if hard else absent)
-        out.append(("existence", f"is there a {color} {shape} in the image ?", "no"))
+        out.append(("existence", existence_question(color, shape), "no"))
     if "attribute" in kinds:
         obj = rng.choice(scene.objects)
         out.append(("attribute", f"what color is the {obj.shape} at the {obj.position} ?", obj.color))

@@ -1,0 +1,68 @@
+"""The SFT base shipped with the package (vlmalign/pipelines/shipped_bases.py): pinned, intact, used, rebuildable."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vlmalign.pipelines.base_model import base_fingerprint, compose_base_config, ensure_base_model
+from vlmalign.pipelines.shipped_bases import copy_shipped, shipped_base, shipped_versions
+from vlmalign.utils.compose import compose_train
+from vlmalign.utils.files import manifest_problem
+
+REBUILD = "vlmalign-ship-base sft_shapes"
+
+
+def _default_base(cache_dir):
+    base = compose_train([]).base  # what `make train` starts from
+    return base, base_fingerprint(compose_base_config(base, str(cache_dir)))
+
+
+def test_the_default_base_is_shipped_under_todays_fingerprint_and_intact(tmp_path):
+    base, fingerprint = _default_base(tmp_path)
+    shipped = shipped_base(base.name, fingerprint)
+    assert shipped is not None, (
+        f"no shipped {base.name} base has fingerprint {fingerprint} (shipped: {shipped_versions(base.name)}): the "
+        f"recipe or BASE_VERSION changed; run `{REBUILD}`, record its numbers in docs/foundation.md and commit it")
+    assert shipped_versions(base.name) == [shipped]  # no stale copy left beside it
+    assert manifest_problem(shipped) is None
+    provenance = json.loads((shipped / "shipped.json").read_text())
+    assert provenance["fingerprint"] == fingerprint and provenance["overrides"] == list(base.overrides)
+    size = sum(f.stat().st_size for f in shipped.rglob("*") if f.is_file())
+    assert size <= 20 * 2**20, f"{shipped} is {size / 2**20:.1f} MiB; the repository takes at most 20 MiB"
+
+
+def test_a_run_starts_from_the_shipped_weights_tensor_by_tensor_without_training(tmp_path):
+    base, fingerprint = _default_base(tmp_path)
+    directory = ensure_base_model(base, str(tmp_path))
+    assert directory.name == f"{base.name}-{fingerprint}-shipped"
+    assert not (tmp_path / "models").exists()  # no tiny model was built, so nothing was trained
+    shipped = load_file(shipped_base(base.name, fingerprint) / "model" / "model.safetensors")
+    used = load_file(directory / "model" / "model.safetensors")
+    assert shipped.keys() == used.keys() and all(torch.equal(shipped[k], used[k]) for k in shipped)
+
+
+def test_a_damaged_shipped_base_is_refused_with_the_way_to_restore_it(tmp_path):
+    base, fingerprint = _default_base(tmp_path)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(shipped_base(base.name, fingerprint), damaged)
+    with open(damaged / "model" / "model.safetensors", "r+b") as handle:
+        handle.seek(-4, 2)
+        handle.write(b"\0\0\0\0")
+    (tmp_path / "scratch").mkdir()
+    with pytest.raises(RuntimeError, match="is damaged .*git checkout"):
+        copy_shipped(damaged, tmp_path / "scratch")
+
+
+@pytest.mark.slow
+def test_rebuilding_the_shipped_base_from_nothing_scores_within_noise_of_it(tmp_path):
+    """Minutes: trains the base as `vlmalign-ship-base` does. Scores depend on the thread count (docs/foundation.md),
+    so this compares like with like only when run with the threads recorded in shipped.json."""
+    base, fingerprint = _default_base(tmp_path)
+    shipped = json.loads((shipped_base(base.name, fingerprint) / "metrics.json").read_text())
+    rebuilt = json.loads((ensure_base_model(base, str(tmp_path), use_shipped=False) / "metrics.json").read_text())
+    for metric, noise in (("test/chair_i", 0.02), ("test/cover", 0.03), ("test/pope/random/accuracy", 0.05),
+                          ("test/pope/adversarial/accuracy", 0.05)):
+        assert abs(rebuilt[metric] - shipped[metric]) <= noise, (metric, rebuilt[metric], shipped[metric])
