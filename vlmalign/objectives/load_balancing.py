@@ -38,7 +38,7 @@ class LoadBalancingTerm(ObjectiveTerm):
         if router is None or not router.layers:
             raise ConfigError("the load-balancing term got no router logits: the model has no MoE layers")
         loss = load_balancing_loss(router.layers, router.token_mask, router.top_k)
-        metrics = {"router/balance_loss": loss.detach()}
+        metrics: dict = {}
         if self.layer_metrics:
             with torch.no_grad():
                 for index, logits in enumerate(router.layers):
