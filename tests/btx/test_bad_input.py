@@ -99,6 +99,7 @@ def test_the_console_script_reports_a_mistake_in_one_line(seed_dir, expert_dirs,
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     failed = subprocess.run([sys.executable, "-m", "vlmalign.pipelines.btx.cli", f"seed_model={seed_dir}",
                              f"experts=[{expert_dirs[0]}]", "top_k=3", f"output={tmp_path / 'bad'}",
-                             f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, env=env, cwd=tmp_path)
+                             f"hydra.run.dir={tmp_path / 'run'}"],
+                            capture_output=True, text=True, env=env, cwd=tmp_path)
     assert failed.returncode == 2 and "vlmalign-btx-merge: error: top_k=3" in failed.stderr
     assert "Traceback" not in failed.stderr and not (tmp_path / "bad").exists()

@@ -15,8 +15,9 @@ from vlmalign.train import train
 
 FEW_STEPS = ["trainer.max_steps=3", "trainer.val_check_interval=3", "trainer.log_every_n_steps=1",
              "data.num_train_scenes=12", "data.num_val_scenes=4", "data.batch_size=4", "data.max_length=80",
-             "model.image_size=32", "model.patch_size=8", "eval.num_scenes=2", "eval.max_new_tokens=4", "eval.counter_prior_scenes=0",
-             "eval.pope_samplings=[]", "callbacks.progress_bar=null", "callbacks.hallucination_eval=null"]
+             "model.image_size=32", "model.patch_size=8", "eval.num_scenes=2", "eval.max_new_tokens=4",
+             "eval.counter_prior_scenes=0", "eval.pope_samplings=[]", "callbacks.progress_bar=null",
+             "callbacks.hallucination_eval=null"]
 
 
 def test_a_few_steps_of_moe_fine_tuning_log_the_router(seed_dir, expert_dirs, tmp_path):

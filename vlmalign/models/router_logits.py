@@ -37,7 +37,7 @@ def router_modules(backbone: VisionLanguageBackbone) -> tuple[list[nn.Module], i
 
 def moe_top_k(backbone: VisionLanguageBackbone) -> int:
     config = backbone.core.config
-    return int(getattr(getattr(config, "text_config", config), "num_experts_per_tok"))
+    return int(getattr(config, "text_config", config).num_experts_per_tok)
 
 
 class RouterRecording:

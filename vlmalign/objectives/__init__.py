@@ -16,5 +16,6 @@ from vlmalign.objectives.simpo import SimPOTerm
 from vlmalign.objectives.synth2 import Synth2CaptioningTerm
 
 __all__ = ["AnchorTerm", "BCOTerm", "ConditionalTerm", "DPOPositiveTerm", "DPOTerm", "HingeTerm", "IPOTerm",
-           "KTOPairTerm", "KTOTerm", "LengthNormalisedDPOTerm", "LoadBalancingTerm", "NegativeSFTTerm", "ORPOTerm", "Objective",
-           "ObjectiveOutput", "ObjectiveTerm", "SFTTerm", "SimPOTerm", "Synth2CaptioningTerm", "TokenKLTerm"]
+           "KTOPairTerm", "KTOTerm", "LengthNormalisedDPOTerm", "LoadBalancingTerm", "NegativeSFTTerm", "ORPOTerm",
+           "Objective", "ObjectiveOutput", "ObjectiveTerm", "SFTTerm", "SimPOTerm", "Synth2CaptioningTerm",
+           "TokenKLTerm"]

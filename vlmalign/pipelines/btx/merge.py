@@ -104,7 +104,8 @@ def _router(init: str, names: list[str], experts: list[VisionLanguageBackbone], 
     if domain_batches is None or domains is None or len(domains) != len(experts):
         raise ConfigError(f"router.init=activations needs one domain per expert ({len(experts)}: the experts in "
                           f"order, the seed last with seed_as_expert, null for all domains); got {domains}")
-    means = [mean_ffn_inputs(expert, domain_batches(expert.processor, domain)) for expert, domain in zip(experts, domains)]
+    means = [mean_ffn_inputs(expert, domain_batches(expert.processor, domain))
+             for expert, domain in zip(experts, domains)]
     return activation_router(names, means)
 
 
