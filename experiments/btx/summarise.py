@@ -19,6 +19,8 @@ NAMES = {"branch/0/model": "expert: captioning", "branch/1/model": "expert: coun
          "upcycle_finetuned/model": "sparse upcycling, matched compute", "btx_finetuned/model": "BTX, fine-tuned",
          "btx_act_merged": "BTX (activation router), before fine-tune",
          "btx_act_finetuned/model": "BTX (activation router), fine-tuned"}
+PER_DOMAIN = ("captioning/exact_match", "counting/accuracy", "spatial/accuracy", "attribute_existence/accuracy")
+DOMAIN_MEAN = "mean over domains"  # each domain's headline score, averaged (the paper's "average" column)
 METRICS = ("captioning/exact_match", "captioning/chair_i", "captioning/cover", "counting/accuracy",
            "spatial/accuracy", "attribute_existence/accuracy")
 
@@ -34,11 +36,13 @@ def main() -> None:
             row = json.loads(line)
             for metric in METRICS:
                 values[label(row["model"])][metric].append(row[metric])
-    print("| model | " + " | ".join(METRICS) + " |")
-    print("|---" * (len(METRICS) + 1) + "|")
+            values[label(row["model"])][DOMAIN_MEAN].append(sum(row[m] for m in PER_DOMAIN) / len(PER_DOMAIN))
+    columns = (*METRICS, DOMAIN_MEAN)
+    print("| model | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
     for model, metrics in values.items():
         cells = []
-        for metric in METRICS:
+        for metric in columns:
             xs = metrics[metric]
             cells.append(f"{statistics.fmean(xs):.3f}" + (f" ± {statistics.stdev(xs):.3f}" if len(xs) > 1 else ""))
         print(f"| {model} | " + " | ".join(cells) + " |")
