@@ -70,6 +70,7 @@ def test_method_settings(seed_dir, expert_dirs, tmp_path):
     refused(tmp_path, "method='moe' is not one of", seed_model=seed_dir, experts=expert_dirs, method="moe")
     refused(tmp_path, "upcycle builds the MoE from num_experts copies", seed_model=seed_dir, method="upcycle")
     refused(tmp_path, "needs experts", seed_model=seed_dir)
+    refused(tmp_path, "seed_model is not set", seed_model=None, experts=expert_dirs)
     refused(tmp_path, "expert_weights=\\[1.0, 2.0\\] must be 3", seed_model=seed_dir, experts=expert_dirs,
             expert_weights=[1.0, 2.0])
     refused(tmp_path, "router.init=activations needs one domain per expert", seed_model=seed_dir,

@@ -128,6 +128,9 @@ def btx_merge(
     """Write the merged model of ``method`` to ``output`` (see the module docstring); returns ``output``."""
     output = Path(output)
     experts = list(experts)
+    if not seed_model:
+        raise ConfigError("seed_model is not set: the checkpoint the experts were branched from (e.g. the cached SFT "
+                          "base's model/ directory)")
     if method not in METHODS:
         raise ConfigError(f"method={method!r} is not one of {METHODS}")
     if router_init not in ROUTER_INITS:
