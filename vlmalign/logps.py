@@ -35,3 +35,14 @@ class ResponseLogProbs(NamedTuple):
 
     def detach(self) -> ResponseLogProbs:
         return ResponseLogProbs(self.sum.detach(), self.count.detach(), None if self.kl is None else self.kl.detach())
+
+
+class RouterLogits(NamedTuple):
+    """The router logits of one forward of an MoE model, what the load-balancing term reads (Branch-Train-MiX,
+    arXiv 2403.07816, §2.3). ``layers``: one (tokens, experts) tensor per MoE layer, rows in (sequence, position)
+    order; ``token_mask``: (tokens,) True at real tokens (padding is routed too, but counts in no statistic);
+    ``top_k``: experts each token is sent to."""
+
+    layers: tuple[Tensor, ...]
+    token_mask: Tensor
+    top_k: int

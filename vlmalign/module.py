@@ -5,12 +5,14 @@ once, runs all requested views (chosen, rejected, negatives, ...) in one concate
 hands the per-view response log-probs to the objective, together with the reference policy's when
 needed. A term that regularises token by token (``token_kl_views``) gets the summed per-token
 KL(π ‖ π_ref) of its views in ``logps[view].kl``, computed here from the policy's and the
-reference's response-position states.
+reference's response-position states. A term that needs an MoE policy's router logits (``needs_router_logits``,
+Branch-Train-MiX's load balancing) gets them recorded from the same forward.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import pytorch_lightning as pl
 import torch
@@ -18,6 +20,7 @@ from torch import Tensor
 
 from vlmalign.models.backbone import VisionLanguageBackbone
 from vlmalign.models.logprobs import response_token_kl, states_logps
+from vlmalign.models.router_logits import record_router_logits, router_modules
 from vlmalign.models.views import view_states
 from vlmalign.objectives.base import Objective, ObjectiveOutput
 from vlmalign.reference.base import NoReference, ReferencePolicy
@@ -44,17 +47,22 @@ class AlignmentModule(pl.LightningModule):
         self.reference = reference if reference is not None else NoReference()
         self.reference.check_serves(objective)  # fail now, not after setup and a first evaluation
         self.reference.setup(self)
+        if objective.needs_router_logits:
+            router_modules(backbone)  # a dense model given the load-balancing term fails now
 
     def step(self, batch: dict) -> ObjectiveOutput:
         objective = self.objective
-        states = view_states(self.backbone, batch, objective.views, self.share_prefix)
+        recorder = record_router_logits(self.backbone) if objective.needs_router_logits else nullcontext()
+        with recorder as recording:
+            states = view_states(self.backbone, batch, objective.views, self.share_prefix)
+        router = recording.result() if recording is not None else None
         logps = {view: states_logps(s) for view, s in states.items()}
         ref = self.reference.logps(batch, objective.views) if objective.needs_reference else None
         if objective.token_kl_views:  # per-token KL(π ‖ π_ref) needs the reference's states, not just s_ref
             ref_states = self.reference.states(batch, objective.token_kl_views)
             for view in objective.token_kl_views:
                 logps[view] = logps[view]._replace(kl=response_token_kl(states[view], ref_states[view]))
-        return objective(logps, ref)
+        return objective(logps, ref, router)
 
     def _log_output(self, stage: str, out: ObjectiveOutput, batch_size: int) -> None:
         on_step = stage == "train"

@@ -171,7 +171,7 @@ def _check_world(cfg: DictConfig, objective: Objective) -> list[str]:
 
 def _check_task_mixture(cfg: DictConfig, objective: Objective) -> list[str]:
     """Check 3c: the shapes SFT mixture's fractions and shares (the dataset's own check, run before the base)."""
-    keys = ("caption_fraction", "existence_fraction", "existence_answer", *SHARES)
+    keys = ("caption_fraction", "existence_fraction", "existence_answer", "domain", *SHARES)
     given = {key: _get(cfg, f"data.{key}") for key in keys}
     given = {key: value for key, value in given.items() if value is not _ABSENT}
     if not set(keys[:2]) <= set(given):  # not a shapes SFT mixture (file data, Synth²'s mix)

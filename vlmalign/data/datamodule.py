@@ -48,6 +48,7 @@ class ShapesDataModule(SplitDataModule):
         existence_one_attribute: float = 0.0,
         existence_likely_negatives: float = 0.0,
         existence_confusable_negatives: float = 0.5,
+        domain: str | None = None,
         error_mix: dict | None = None,
         plausibility: float = 1.0,
         num_errors: int = 1,
@@ -119,7 +120,7 @@ class ShapesDataModule(SplitDataModule):
                            existence_answer=existence_answer, existence_single_object=existence_single_object,
                            existence_empty_scenes=existence_empty_scenes, existence_one_attribute=existence_one_attribute,
                            existence_likely_negatives=existence_likely_negatives,
-                           existence_confusable_negatives=existence_confusable_negatives)
+                           existence_confusable_negatives=existence_confusable_negatives, domain=domain)
             try:
                 self.train_set = ShapesSFTDataset(self.encoder, "train", num_train_scenes, **common, **mixture)
                 self.val_set = ShapesSFTDataset(self.encoder, "val", num_val_scenes, **common, **mixture)
@@ -136,7 +137,8 @@ class ShapesDataModule(SplitDataModule):
                              **({"existence_one_attribute": existence_one_attribute} if existence_one_attribute else {}),
                              "existence_likely_negatives": existence_likely_negatives,
                              "existence_confusable_negatives": existence_confusable_negatives,
-                             "corruption": getattr(corruption, "name", None), "corruption_seed": corruption_seed}
+                             "corruption": getattr(corruption, "name", None), "corruption_seed": corruption_seed,
+                             **({"domain": domain} if domain is not None else {})}
         if files:  # the file, not the knobs, fixes the pairs and turns of those splits
             self._description["negatives_files"] = {split: {"path": str(files[split]), "sha256": splits[split].digest()}
                                                     for split in sorted(files)}

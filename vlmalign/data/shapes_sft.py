@@ -24,10 +24,14 @@ OTHER_QUESTIONS = ("attribute", "count", "spatial")
 EXISTENCE_ANSWERS = ("direct", "describe_first")
 SHARES = ("existence_single_object", "existence_empty_scenes", "existence_one_attribute", "existence_likely_negatives",
           "existence_confusable_negatives")
+# Branch-Train-MiX's domains (arXiv 2403.07816, §2.1: one expert per domain): ``domain`` restricts every example to
+# one task; None keeps the mixture. The value is the question kinds asked, or None for captions.
+DOMAINS = {"captioning": None, "counting": ("count",), "spatial": ("spatial",),
+           "attribute_existence": ("attribute", "existence")}
 
 
 def mixture_problems(caption_fraction: float = 0.75, existence_fraction: float = 0.25, existence_answer: str = "direct",
-                     **shares: float) -> list[str]:
+                     domain: str | None = None, **shares: float) -> list[str]:
     """What is wrong with a task mixture (empty when it can be drawn); the dataset and the config check share it."""
     def number(value) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -41,6 +45,8 @@ def mixture_problems(caption_fraction: float = 0.75, existence_fraction: float =
                  if not (number(share) and 0 <= share <= 1)]
     if existence_answer not in EXISTENCE_ANSWERS:
         problems.append(f"existence_answer={existence_answer!r} is not one of {EXISTENCE_ANSWERS}")
+    if domain is not None and domain not in DOMAINS:
+        problems.append(f"domain={domain!r} is not one of {sorted(DOMAINS)} (or null: the task mixture)")
     return problems
 
 
@@ -59,9 +65,11 @@ class ShapesSFTDataset(Dataset):
         existence_one_attribute: float = 0.0,
         existence_likely_negatives: float = 0.0,
         existence_confusable_negatives: float = 0.5,
+        domain: str | None = None,
     ) -> None:
         problems = mixture_problems(caption_fraction=caption_fraction, existence_fraction=existence_fraction,
-                                    existence_answer=existence_answer, existence_single_object=existence_single_object,
+                                    existence_answer=existence_answer, domain=domain,
+                                    existence_single_object=existence_single_object,
                                     existence_empty_scenes=existence_empty_scenes,
                                     existence_one_attribute=existence_one_attribute,
                                     existence_likely_negatives=existence_likely_negatives,
@@ -73,6 +81,7 @@ class ShapesSFTDataset(Dataset):
         self.existence_empty_scenes, self.existence_one_attribute = existence_empty_scenes, existence_one_attribute
         self.existence_likely_negatives = existence_likely_negatives
         self.existence_confusable_negatives = existence_confusable_negatives
+        self.domain = domain
         self.encoder = encoder
         self.split = split
         self.num_scenes = num_scenes
@@ -90,6 +99,8 @@ class ShapesSFTDataset(Dataset):
         scene = self.scenes[index // 2]
         rng = random.Random(f"{self.world.seed}:{self.split}:sft:{index}")
         draw = rng.random()
+        if self.domain is not None:
+            return self._domain_text(scene, rng)
         if draw < self.caption_fraction:
             return scene, rng.choice(CAPTION_PROMPTS), describe(scene, rng)
         kinds = ("existence",) if draw < self.caption_fraction + self.existence_fraction else OTHER_QUESTIONS
@@ -97,7 +108,7 @@ class ShapesSFTDataset(Dataset):
             # An empty canvas, asked about any pair: "no". The only existence questions whose answer the image alone
             # decides, so the answer position gets a first-order gradient towards the image (objects -> "yes",
             # empty cells -> "no") before it must match the question against the objects (docs/foundation.md,
-            # "A foothold for the yes/no answer").
+            # "World v3.1").
             empty = Scene(f"{scene.image_id}/empty", ())
             return empty, existence_question(rng.choice(COLORS), rng.choice(SHAPES)), "no"
         if kinds == ("existence",) and self.existence_one_attribute and rng.random() < self.existence_one_attribute:
@@ -115,6 +126,18 @@ class ShapesSFTDataset(Dataset):
         kind, question, answer = rng.choice(questions(scene, rng, kinds, **negatives))
         if kind == "existence" and self.existence_answer == "describe_first":
             answer = f"{describe(scene, rng)} {answer} ."
+        return scene, question, answer
+
+    def _domain_text(self, scene: Scene, rng: random.Random) -> tuple[Scene, str, str]:
+        """An example of ``self.domain`` alone. A spatial question needs an object whose (colour, shape) is unique
+        in the scene; in the rare scene without one (every object the same kind) it asks for the count instead."""
+        kinds = DOMAINS[self.domain]
+        if kinds is None:
+            return scene, rng.choice(CAPTION_PROMPTS), describe(scene, rng)
+        asked = questions(scene, rng, kinds, likely_absent=self.world.expected_beside(scene),
+                          likely_negatives=self.existence_likely_negatives,
+                          confusable_negatives=self.existence_confusable_negatives)
+        _, question, answer = rng.choice(asked or questions(scene, rng, ("count",)))
         return scene, question, answer
 
     def text_length(self, index: int) -> int:

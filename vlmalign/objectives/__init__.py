@@ -8,6 +8,7 @@ from vlmalign.objectives.dpo import DPOTerm, HingeTerm, IPOTerm
 from vlmalign.objectives.dpo_positive import DPOPositiveTerm, LengthNormalisedDPOTerm
 from vlmalign.objectives.kl import TokenKLTerm
 from vlmalign.objectives.kto import KTOPairTerm, KTOTerm
+from vlmalign.objectives.load_balancing import LoadBalancingTerm
 from vlmalign.objectives.nsft import NegativeSFTTerm
 from vlmalign.objectives.orpo import ORPOTerm
 from vlmalign.objectives.sft import SFTTerm
@@ -15,5 +16,6 @@ from vlmalign.objectives.simpo import SimPOTerm
 from vlmalign.objectives.synth2 import Synth2CaptioningTerm
 
 __all__ = ["AnchorTerm", "BCOTerm", "ConditionalTerm", "DPOPositiveTerm", "DPOTerm", "HingeTerm", "IPOTerm",
-           "KTOPairTerm", "KTOTerm", "LengthNormalisedDPOTerm", "NegativeSFTTerm", "ORPOTerm", "Objective",
-           "ObjectiveOutput", "ObjectiveTerm", "SFTTerm", "SimPOTerm", "Synth2CaptioningTerm", "TokenKLTerm"]
+           "KTOPairTerm", "KTOTerm", "LengthNormalisedDPOTerm", "LoadBalancingTerm", "NegativeSFTTerm", "ORPOTerm",
+           "Objective", "ObjectiveOutput", "ObjectiveTerm", "SFTTerm", "SimPOTerm", "Synth2CaptioningTerm",
+           "TokenKLTerm"]

@@ -12,6 +12,12 @@ What a term can ask of the reference:
   passed in ``logps[view].kl`` (nSFT's KL ablation, arXiv 2411.14797). That needs the reference's
   full next-token distributions, so only a strategy that runs a reference model serves it (frozen,
   lora_disabled); the others refuse with a ConfigError when the module is built.
+
+What a term can ask of the policy's forward besides log-probs:
+
+- ``needs_router_logits``: the router logits of an MoE policy's forward (``vlmalign.logps.RouterLogits``), passed
+  as ``router`` (Branch-Train-MiX's load-balancing term, arXiv 2403.07816). A dense model is refused when the
+  module is built.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import torch
 from torch import Tensor
 
 from vlmalign.errors import ConfigError
-from vlmalign.logps import ResponseLogProbs
+from vlmalign.logps import ResponseLogProbs, RouterLogits
 
 LogProbs = Mapping[str, ResponseLogProbs]
 
@@ -41,6 +47,7 @@ class ObjectiveTerm:
     views: ClassVar[tuple[str, ...]] = ("chosen",)
     needs_reference: ClassVar[bool] = False
     token_kl_views: ClassVar[tuple[str, ...]] = ()
+    needs_router_logits: ClassVar[bool] = False
 
     def __init__(self, weight: float = 1.0) -> None:
         self.weight = float(weight)
@@ -79,7 +86,12 @@ class Objective:
         """Views whose per-token KL to the reference some term needs (a subset of ``views``)."""
         return self._union("token_kl_views")
 
-    def __call__(self, logps: LogProbs, ref: LogProbs | None = None) -> ObjectiveOutput:
+    @property
+    def needs_router_logits(self) -> bool:
+        return any(term.needs_router_logits for term in self.terms.values())
+
+    def __call__(self, logps: LogProbs, ref: LogProbs | None = None,
+                 router: RouterLogits | None = None) -> ObjectiveOutput:
         if self.needs_reference and ref is None:
             raise ConfigError(
                 f"objective terms {[n for n, t in self.terms.items() if t.needs_reference]} need a reference "
@@ -88,7 +100,7 @@ class Objective:
         total = torch.zeros((), device=next(iter(logps.values())).sum.device)
         metrics: dict[str, Tensor] = {}
         for name, term in self.terms.items():
-            out = term(logps, ref)
+            out = term(logps, ref, router) if term.needs_router_logits else term(logps, ref)
             total = total + term.weight * out.loss
             metrics[f"loss/{name}"] = out.loss.detach()
             for key, value in out.metrics.items():

@@ -1,0 +1,1 @@
+"""Branch-Train-MiX (arXiv 2403.07816): merging branched experts into an MoE (docs/btx.md)."""
