@@ -66,3 +66,20 @@ def test_rebuilding_the_shipped_base_from_nothing_scores_within_noise_of_it(tmp_
     for metric, noise in (("test/chair_i", 0.02), ("test/cover", 0.03), ("test/pope/random/accuracy", 0.05),
                           ("test/pope/adversarial/accuracy", 0.05)):
         assert abs(rebuilt[metric] - shipped[metric]) <= noise, (metric, rebuilt[metric], shipped[metric])
+
+
+@pytest.mark.slow
+def test_ship_base_trains_from_nothing_and_writes_a_pinned_intact_copy(tmp_path):
+    """~1.5 minutes: the tiny model and the 60-step quick base are built in a fresh cache, as shipping always does."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "vlmalign.pipelines.ship_base", "base=sft_quick",
+                           f"+ship_to={tmp_path / 'shipped'}", f"hydra.run.dir={tmp_path / 'run'}"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [shipped] = shipped_versions("sft_quick", tmp_path / "shipped")
+    base = compose_train(["base=sft_quick"]).base
+    assert shipped.name == f"sft_quick-{base_fingerprint(compose_base_config(base, str(tmp_path)))}"
+    assert manifest_problem(shipped) is None and (shipped / "model" / "model.safetensors").is_file()
+    assert json.loads((shipped / "shipped.json").read_text())["command"] == "vlmalign-ship-base base=sft_quick"

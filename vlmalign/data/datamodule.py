@@ -118,7 +118,8 @@ class ShapesDataModule(SplitDataModule):
         else:
             mixture = dict(caption_fraction=caption_fraction, existence_fraction=existence_fraction,
                            existence_answer=existence_answer, existence_single_object=existence_single_object,
-                           existence_empty_scenes=existence_empty_scenes, existence_one_attribute=existence_one_attribute,
+                           existence_empty_scenes=existence_empty_scenes,
+                           existence_one_attribute=existence_one_attribute,
                            existence_likely_negatives=existence_likely_negatives,
                            existence_confusable_negatives=existence_confusable_negatives, domain=domain)
             try:
@@ -134,7 +135,8 @@ class ShapesDataModule(SplitDataModule):
                              "existence_fraction": existence_fraction,
                              "existence_single_object": existence_single_object,
                              **({"existence_empty_scenes": existence_empty_scenes} if existence_empty_scenes else {}),
-                             **({"existence_one_attribute": existence_one_attribute} if existence_one_attribute else {}),
+                             **({"existence_one_attribute": existence_one_attribute}
+                                if existence_one_attribute else {}),
                              "existence_likely_negatives": existence_likely_negatives,
                              "existence_confusable_negatives": existence_confusable_negatives,
                              "corruption": getattr(corruption, "name", None), "corruption_seed": corruption_seed,

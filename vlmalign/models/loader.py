@@ -18,9 +18,9 @@ from vlmalign.errors import ConfigError
 from vlmalign.models.backbone import VisionLanguageBackbone
 from vlmalign.models.lora import LoraSettings, apply_lora
 from vlmalign.models.processors import load_processor
+from vlmalign.models.projector_alignment import align_projector
 from vlmalign.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
 from vlmalign.models.tokenizer import train_word_tokenizer
-from vlmalign.models.projector_alignment import align_projector
 from vlmalign.models.tower_pretraining import pretrain_tower
 from vlmalign.utils.files import build_once, fingerprint, write_json_atomic
 

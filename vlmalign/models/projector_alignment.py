@@ -63,7 +63,8 @@ def align_projector(model, tokenizer, image_processor, image_size: int, steps: i
         every = torch.stack([embeddings[[word_ids[z], word_ids[c], word_ids[s]]].sum(0)
                              for z in SIZES for c in COLORS for s in SHAPES])
         occupied = targets.norm(dim=-1) > 0
-        nearest = torch.nn.functional.normalize(tokens[occupied], dim=-1) @ torch.nn.functional.normalize(every, dim=-1).T
-        own = torch.nn.functional.normalize(targets[occupied], dim=-1) @ torch.nn.functional.normalize(every, dim=-1).T
+        candidates = torch.nn.functional.normalize(every, dim=-1).T
+        nearest = torch.nn.functional.normalize(tokens[occupied], dim=-1) @ candidates
+        own = torch.nn.functional.normalize(targets[occupied], dim=-1) @ candidates
         accuracy = float((nearest.argmax(-1) == own.argmax(-1)).float().mean())
     return {"nearest_word_accuracy": accuracy, "final_loss": float(loss.detach())}

@@ -83,7 +83,7 @@ class TinyLlavaSpec:
 
     def to_dict(self) -> dict:
         fields = asdict(self)
-        if not self.projector_alignment_steps:  # added later: off, it leaves earlier checkpoints' cache keys as they were
+        if not self.projector_alignment_steps:  # added later: when off, earlier checkpoints keep their cache keys
             del fields["projector_alignment_steps"]
         return fields
 
