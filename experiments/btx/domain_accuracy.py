@@ -2,8 +2,9 @@
 
 For each shapes ``data.domain``: greedy answers to that domain's prompts on ``--num-scenes`` test-split scenes.
 Question domains (counting, spatial, attribute_existence) score the exact answer (every word); captioning scores
-``caption_metrics`` (CHAIR_i, Cover, exact-scene match: every object named, no error). Prints one JSON object per
-model, keyed by the path given.
+``caption_metrics`` (CHAIR_i, Cover, exact-scene match: every object named, no error). The hallucination probes come
+from the evaluator every run uses: POPE accuracy on the random and adversarial splits of the same test scenes.
+Prints one JSON object per model, keyed by the path given.
 
     python experiments/btx/domain_accuracy.py --num-scenes 100 <model dir> [<model dir> ...]
 """
@@ -19,6 +20,7 @@ from omegaconf import OmegaConf
 from vlmalign.data.shapes import render_scene, world_spec
 from vlmalign.data.shapes_sft import DOMAINS, ShapesSFTDataset
 from vlmalign.eval.hallucination import caption_metrics
+from vlmalign.eval.shapes_evaluator import ShapesEvaluator
 from vlmalign.models import load_backbone
 from vlmalign.models.generation import generate_responses
 from vlmalign.utils.compose import compose_train
@@ -41,6 +43,9 @@ def domain_scores(model_dir: str, num_scenes: int) -> dict[str, float]:
             # the whole answer, word for word: positions are one or two words ("top left")
             right = [text.split() == truth.split() for (_, _, truth), text in zip(examples, answers)]
             scores[f"{domain}/accuracy"] = sum(right) / len(right)
+    pope = ShapesEvaluator(split="test", num_scenes=num_scenes, world=world, pope_samplings=("random", "adversarial"))
+    metrics = pope.evaluate(backbone).metrics
+    scores.update({key: metrics[key] for key in ("pope/random/accuracy", "pope/adversarial/accuracy")})
     return scores
 
 

@@ -22,7 +22,7 @@ mkdir -p "$OUT"
 python -m vlmalign.train -m experiment=btx/branch data.domain=$(IFS=,; echo "${DOMAINS[*]}") \
     trainer.max_steps=$EXPERT_STEPS trainer.val_check_interval=$EXPERT_STEPS "${QUIET[@]}" \
     hydra.sweep.dir="$OUT/branch" > "$OUT/branch.log" 2>&1
-BASE=${BASE:-$(ls -d "${VLMALIGN_CACHE:-.cache/vlmalign}"/bases/sft_shapes-*/model | head -1)}  # the one base
+BASE=${BASE:-$(ls -d "${VLMALIGN_CACHE:-.cache/vlmalign}"/bases/sft_shapes-*-shipped/model | head -1)}  # the shipped base
 EXPERTS="[$OUT/branch/0/model,$OUT/branch/1/model,$OUT/branch/2/model,$OUT/branch/3/model]"
 
 # 2. merge: BTX (random router; and the activation router init), BTM, sparse upcycling

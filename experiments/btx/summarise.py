@@ -22,7 +22,7 @@ NAMES = {"branch/0/model": "expert: captioning", "branch/1/model": "expert: coun
 PER_DOMAIN = ("captioning/exact_match", "counting/accuracy", "spatial/accuracy", "attribute_existence/accuracy")
 DOMAIN_MEAN = "mean over domains"  # each domain's headline score, averaged (the paper's "average" column)
 METRICS = ("captioning/exact_match", "captioning/chair_i", "captioning/cover", "counting/accuracy",
-           "spatial/accuracy", "attribute_existence/accuracy")
+           "spatial/accuracy", "attribute_existence/accuracy", "pope/random/accuracy", "pope/adversarial/accuracy")
 
 
 def label(path: str) -> str:
@@ -35,7 +35,8 @@ def main() -> None:
         for line in Path(file).read_text().splitlines():
             row = json.loads(line)
             for metric in METRICS:
-                values[label(row["model"])][metric].append(row[metric])
+                if metric in row:  # scores from before POPE was added have none
+                    values[label(row["model"])][metric].append(row[metric])
             values[label(row["model"])][DOMAIN_MEAN].append(sum(row[m] for m in PER_DOMAIN) / len(PER_DOMAIN))
     columns = (*METRICS, DOMAIN_MEAN)
     print("| model | " + " | ".join(columns) + " |")
@@ -44,6 +45,9 @@ def main() -> None:
         cells = []
         for metric in columns:
             xs = metrics[metric]
+            if not xs:
+                cells.append("–")
+                continue
             cells.append(f"{statistics.fmean(xs):.3f}" + (f" ± {statistics.stdev(xs):.3f}" if len(xs) > 1 else ""))
         print(f"| {model} | " + " | ".join(cells) + " |")
 
