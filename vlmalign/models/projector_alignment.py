@@ -11,14 +11,13 @@ object's shape is as visible to attention as its colour, in the very coordinates
 
 from __future__ import annotations
 
-import math
 import random
 
 import torch
 
 from vlmalign.data.shapes.render import render_scene
 from vlmalign.data.shapes.world import COLORS, POSITIONS, SHAPES, SIZES, sample_scene
-from vlmalign.models.tower_pretraining import BATCH, LR, tower_patch_states
+from vlmalign.models.tower_pretraining import BATCH, tower_patch_states, train_with_cosine_adamw
 
 
 def word_targets(scenes, embeddings: torch.Tensor, word_ids: dict[str, int]) -> torch.Tensor:
@@ -37,8 +36,6 @@ def align_projector(model, tokenizer, image_processor, image_size: int, steps: i
     tower, projector = model.model.vision_tower, model.model.multi_modal_projector
     embeddings = model.get_input_embeddings().weight.detach().clone()
     word_ids = {w: tokenizer.convert_tokens_to_ids(w) for w in (*SIZES, *COLORS, *SHAPES)}
-    optimizer = torch.optim.AdamW(projector.parameters(), lr=LR)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
 
     def batch_of(split: str, start: int, size: int):
         scenes = [sample_scene(random.Random(f"{seed}:{split}:{i}"), f"{split}-{i}", 1, 4)
@@ -48,14 +45,12 @@ def align_projector(model, tokenizer, image_processor, image_size: int, steps: i
             cells = tower_patch_states(tower, pixels)
         return scenes, cells, word_targets(scenes, embeddings, word_ids)
 
-    projector.train()
-    for step in range(steps):
+    def loss_at(step: int) -> torch.Tensor:
         _, cells, targets = batch_of("projector", step * BATCH, BATCH)
-        loss = torch.nn.functional.mse_loss(projector(cells), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+        return torch.nn.functional.mse_loss(projector(cells), targets)
+
+    projector.train()
+    loss = train_with_cosine_adamw(projector.parameters(), steps, loss_at)
     projector.eval()
     with torch.no_grad():
         scenes, cells, targets = batch_of("projector-val", 0, 256)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -58,6 +59,21 @@ def tower_patch_states(tower: nn.Module, pixel_values: torch.Tensor) -> torch.Te
     return tower(pixel_values=pixel_values, output_hidden_states=True).hidden_states[-1][:, 1:]
 
 
+def train_with_cosine_adamw(params, steps: int, loss_at: Callable[[int], torch.Tensor]) -> torch.Tensor:
+    """The loop of both pre-VLM stages (this one and projector_alignment.py): AdamW at ``LR`` with a cosine decay to
+    zero over ``steps``; ``loss_at(step)`` gives the step's loss. Returns the last loss."""
+    optimizer = torch.optim.AdamW(params, lr=LR)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
+    loss = torch.tensor(float("nan"))
+    for step in range(steps):
+        loss = loss_at(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return loss
+
+
 def pretrain_tower(model, image_processor, image_size: int, steps: int, seed: int = 0) -> dict[str, float]:
     """Train ``model``'s vision tower in place for ``steps`` batches; returns held-out per-cell accuracies."""
     tower = model.model.vision_tower  # its patch grid tiles the 3x3 cells (ensure_tiny_llava_checkpoint checks it)
@@ -65,9 +81,6 @@ def pretrain_tower(model, image_processor, image_size: int, steps: int, seed: in
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         heads = nn.ModuleDict({name: nn.Linear(hidden, classes) for name, classes in HEADS.items()})
-    params = [*tower.parameters(), *heads.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=LR)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
 
     def batch_of(split: str, start: int, size: int):
         scenes = [sample_scene(random.Random(f"{seed}:{split}:{i}"), f"{split}-{i}", 1, 4)
@@ -83,12 +96,8 @@ def pretrain_tower(model, image_processor, image_size: int, steps: int, seed: in
         return loss, logits
 
     tower.train()
-    for step in range(steps):
-        loss, _ = losses(*batch_of("tower", step * BATCH, BATCH))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+    train_with_cosine_adamw([*tower.parameters(), *heads.parameters()], steps,
+                            lambda step: losses(*batch_of("tower", step * BATCH, BATCH))[0])
     tower.eval()
     with torch.no_grad():
         pixels, targets = batch_of("tower-val", 0, 256)
