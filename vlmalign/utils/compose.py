@@ -26,7 +26,7 @@ def compose_train(overrides: Sequence[str] = ()) -> DictConfig:
     # ${hydra:runtime.choices.objective} (task_name's default) reads the running app's HydraConfig, which inside
     # another command (an RLAIF-V round, a base build) is that command's: resolve it from this composition instead.
     with open_dict(cfg):
-        if cfg._get_node("task_name")._value() == TASK_NAME_DEFAULT:
+        if OmegaConf.to_container(cfg, resolve=False).get("task_name") == TASK_NAME_DEFAULT:
             cfg.task_name = cfg.hydra.runtime.choices.get("objective")
         del cfg["hydra"]
     return cfg
