@@ -104,3 +104,12 @@ def test_ship_base_trains_from_nothing_and_writes_a_pinned_intact_copy(tmp_path)
     assert shipped.name == f"sft_quick-{base_fingerprint(compose_base_config(base, str(tmp_path)))}"
     assert manifest_problem(shipped) is None and (shipped / "model" / "model.safetensors").is_file()
     assert json.loads((shipped / "shipped.json").read_text())["command"] == "vlmalign-ship-base base=sft_quick"
+
+
+def test_ship_base_without_a_base_is_one_clear_line_before_anything_is_built(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "vlmalign.pipelines.ship_base", "~base",
+                           f"+ship_to={tmp_path / 'shipped'}", f"hydra.run.dir={tmp_path / 'run'}"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 2
+    assert "vlmalign-ship-base needs a base to ship: base=<a file of conf/base/" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "shipped").exists()
