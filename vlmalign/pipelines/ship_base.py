@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from vlmalign.errors import ConfigError
 from vlmalign.pipelines.base_model import base_fingerprint, compose_base_config, ensure_base_model
-from vlmalign.pipelines.shipped_bases import RUN_FILES, SHIPPED_DIR, shipped_versions
+from vlmalign.pipelines.shipped_bases import RUN_FILES, SHIPPED_DIR, copy_files, shipped_versions
 from vlmalign.utils.cli import cli_task
 from vlmalign.utils.compose import CONFIG_DIR
 from vlmalign.utils.files import atomic_directory, write_manifest, write_text_atomic
@@ -57,9 +57,7 @@ def ship(base: DictConfig, cache_dir: str, root: Path = SHIPPED_DIR) -> Path:
     target = root / f"{base.name}-{fingerprint}"
     stale = [p for p in shipped_versions(base.name, root) if p != target]
     with atomic_directory(target) as scratch:
-        for item in RUN_FILES:
-            copy = shutil.copytree if (built / item).is_dir() else shutil.copy2
-            copy(built / item, scratch / item)
+        copy_files(built, scratch, RUN_FILES)
         write_text_atomic(scratch / "shipped.json", json.dumps(provenance, indent=2) + "\n")
         write_manifest(scratch)
     for old in stale:

@@ -40,8 +40,13 @@ def copy_shipped(source: Path, scratch: Path) -> None:
     if problem:
         raise RuntimeError(f"the shipped base {source} is damaged ({problem}); restore it with "
                            f"`git checkout -- {source}` or rebuild it with `vlmalign-ship-base`")
-    for name in SHIPPED_FILES:
+    copy_files(source, scratch, SHIPPED_FILES)
+
+
+def copy_files(source: Path, target: Path, names: tuple[str, ...]) -> None:
+    """Copy the files and folders ``names`` of ``source`` that exist into ``target`` (shipping and unshipping)."""
+    for name in names:
         if (source / name).is_dir():
-            shutil.copytree(source / name, scratch / name)
+            shutil.copytree(source / name, target / name)
         elif (source / name).exists():
-            shutil.copy2(source / name, scratch / name)
+            shutil.copy2(source / name, target / name)
