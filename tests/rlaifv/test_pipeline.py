@@ -40,6 +40,12 @@ def test_a_round_writes_every_stage_with_provenance_and_held_out_metrics(finishe
     assert [r["round"] for r in summary] == [0, 1] and "test/chair_i" in summary[1]
     assert summary[1]["policy"] == str(round_dir / "train" / "model")
     assert json.loads((workdir / "summary.json").read_text()) == summary
+    # metrics.json, written last, marks the finished pipeline for vlmalign-report and vlmalign-claims
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert metrics["test/chair_i"] == summary[1]["test/chair_i"] and metrics["pairs/total"] == len(pairs)
+    assert metrics["rounds"] == 1
+    assert {k: v for k, v in metrics.items() if k.startswith("labeler/")} == \
+        {k: v for k, v in provenance.items() if k.startswith("labeler/")}
 
 
 class Killed(Exception):

@@ -42,6 +42,12 @@ class Row:
     def values(self, metric: str) -> list[float]:
         return [r.metrics[metric] for r in self.completed if metric in r.metrics]
 
+    @property
+    def seeds_text(self) -> str:
+        """How many runs the row's numbers come from ("2 of 3" when some failed or did not finish)."""
+        done, total = len(self.completed), len(self.runs)
+        return f"{done}" if done == total else f"{done} of {total}"
+
     def stats(self, metric: str) -> tuple[float | None, float | None, int]:
         """(mean, sample std or None below two values, how many runs have the metric)."""
         values = self.values(metric)
@@ -80,10 +86,9 @@ class Table:
             cells = [name, *[""] * (len(keys) - 1), "1", *(_fmt(metrics.get(m)) for m in self.metrics)]
             lines.append("| " + " | ".join(cells) + " |")
         for row, label in zip(self.rows, self.display_labels()):
-            seeds = f"{len(row.completed)}" if len(row.completed) == len(row.runs) else \
-                f"{len(row.completed)} of {len(row.runs)}"
             cells = [label[k] for k in self.keys] if self.keys else ["all"]
-            lines.append("| " + " | ".join([*cells, seeds, *(_cell(row, m) for m in self.metrics)]) + " |")
+            cells += [row.seeds_text, *(format_cell(row, m) for m in self.metrics)]
+            lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines + self._problem_lines() + [f"\n{note}" for note in self.notes]) + "\n"
 
     def _problem_lines(self) -> list[str]:
@@ -133,7 +138,7 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def _cell(row: Row, metric: str) -> str:
+def format_cell(row: Row, metric: str) -> str:
     mean, std, n = row.stats(metric)
     text = _fmt(mean) if std is None else f"{mean:.3f} ± {std:.3f}"
     return text + (f" (n={n})" if 0 < n < len(row.completed) else "")
@@ -184,10 +189,10 @@ def _span(members: list[Run]) -> str:
         end = max(datetime.fromisoformat(e) for _, e in spans)
     except ValueError:
         return ""
-    return f"; the sweep took {_duration((end - start).total_seconds())} from the first start to the last end"
+    return f"; the sweep took {format_duration((end - start).total_seconds())} from the first start to the last end"
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
@@ -201,7 +206,7 @@ def _notes(runs: list[Run]) -> list[str]:
                          f"{expected - len(members)} never started (the sweep stopped before them).")
         walls = [r.wall_s for r in members if r.wall_s is not None]
         if walls:
-            notes.append(f"{sweep}: members' wall time {_duration(sum(walls))} in all "
-                         f"({len(walls)} runs, {_duration(statistics.mean(walls))} each on average)"
+            notes.append(f"{sweep}: members' wall time {format_duration(sum(walls))} in all "
+                         f"({len(walls)} runs, {format_duration(statistics.mean(walls))} each on average)"
                          + _span(members) + ".")
     return notes

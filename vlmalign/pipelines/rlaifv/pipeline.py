@@ -10,6 +10,9 @@ Layout of the pipeline's working directory::
     round_1/train/               a whole vlmalign-train run: checkpoints/, model/, metrics.json
     round_1/provenance.json      policy, labeler, seeds and counts of the round
     summary.json                 per-round counts and held-out metrics (round 0 = the starting policy)
+    metrics.json                 written last: the final policy's held-out metrics, the labeler's agreement with
+                                 the truth over all rounds and the pair count (what vlmalign-report and
+                                 vlmalign-claims read, as for a vlmalign-train run)
 
 Every stage file is checksummed; a finished stage is read back, never recomputed. The training
 stage resumes from its last checkpoint. The trained model of round r is round r+1's policy.
@@ -34,6 +37,7 @@ from vlmalign.reliability.checkpoint_io import checkpoint_problem
 from vlmalign.utils.compose import compose_train
 from vlmalign.utils.files import fingerprint, write_json_atomic
 from vlmalign.utils.instantiate import build
+from vlmalign.utils.reporting import METRICS_FILE
 
 log = logging.getLogger(__name__)
 IDENTITY_EXCLUDES = ("paths", "hydra", "workdir", "rounds", "stop_after")  # a resume may add rounds or go further
@@ -49,6 +53,16 @@ def starting_policy(policy: DictConfig, cache_dir: str) -> Path:
         return path
     base = compose_train([f"base={policy.base}"]).base
     return ensure_base_model(base, cache_dir) / "model"
+
+
+def final_metrics(summary: list[dict]) -> dict[str, float]:
+    """The last round's held-out metrics, the labeler's agreement averaged over rounds (each round's claims
+    weigh the same) and the pairs trained on in all rounds."""
+    rounds = summary[1:]
+    labeler = {key: sum(r[key] for r in rounds) / len(rounds) for key in rounds[0] if key.startswith("labeler/")
+               and all(key in r for r in rounds)}
+    held_out = {k: v for k, v in summary[-1].items() if k.startswith(("test/", "val/")) and isinstance(v, (int, float))}
+    return {**held_out, **labeler, "pairs/total": sum(r["pairs"] for r in rounds), "rounds": len(rounds)}
 
 
 class RLAIFVPipeline:
@@ -94,6 +108,8 @@ class RLAIFVPipeline:
             if "policy" not in result:  # stop_after: data only
                 break
             policy = Path(result["policy"])
+        if "policy" in summary[-1] and len(summary) > 1:
+            write_json_atomic(self.workdir / METRICS_FILE, final_metrics(summary))
         return summary
 
     def run_round(self, round_index: int, policy: Path) -> dict:
