@@ -12,7 +12,6 @@ import yaml
 from tests.test_report import make_run
 from vlmalign.report.claims import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, PARTLY, REPRODUCED, REVERSED, load_spec
 from vlmalign.report.claims_cli import main
-from vlmalign.report.runs import ReportError
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = {

@@ -30,15 +30,16 @@ def claims_table(claims: list[Claim], linked: list[dict]) -> list[str]:
                  f"**{verdict}**", f"`{claim.study.command}`", _wall(claim.study)]
         lines.append("| " + " | ".join(_escape(c) for c in cells) + " |")
     for row in linked:  # studies of their own, with their own page and script: the table points there
-        cells = [row["paper"], row["claim"], row.get("paper_number", ""), f"in [{row['page']}]({row['page']})" if row.get("page") else "–",
-                 f"**{row['verdict']}**", f"`{row['command']}`" if row.get("command") else "–", "–"]
+        page = f"in [{row['page']}]({row['page']})" if row.get("page") else "–"
+        command = f"`{row['command']}`" if row.get("command") else "–"
+        cells = [row["paper"], row["claim"], row.get("paper_number", ""), page, f"**{row['verdict']}**", command, "–"]
         lines.append("| " + " | ".join(_escape(c) for c in cells) + " |")
     return lines
 
 
 def study_section(study: Study, claims: list[Claim]) -> list[str]:
-    lines = [f'### <a id="{study.name}"></a>{study.title or study.name}', "", f"`{study.command}` — wall time {_wall(study)}, runs under "
-             f"`{study.name}/`.", ""]
+    lines = [f'### <a id="{study.name}"></a>{study.title or study.name}', "",
+             f"`{study.command}` — wall time {_wall(study)}, runs under `{study.name}/`.", ""]
     if not study.ran:
         return lines + [f"{NOT_RUN.capitalize()}.", ""]
     header = ["arm", "seeds", *(m.removeprefix("test/") for m in study.metrics)]
