@@ -21,7 +21,7 @@ from vlmalign.validation import validate_run_config
 ROOT = CONF.parent
 STUDIES = {  # study -> its variants in the paper's row order
     "mdpo_components": ["dpo", "no_conditional", "no_anchor", "mdpo"],
-    "mdpo_corruption": ["other_image", "crop_0_20", "crop_20_50", "noise"],
+    "mdpo_corruption": ["other_image", "crop_0_20", "crop_20_50", "noise", "mask"],
     "mdpo_anchors": ["chosen", "chosen_rejected", "chosen_rejected_corrupted"],
     "dpo_beta": ["search", "confirm"],
 }

@@ -1,0 +1,98 @@
+"""The claims studies' scripts, dry: each run.sh is run with the vlmalign commands replaced by a recorder, every
+member it would launch composes and passes the run checks, and every arm of experiments/claims/claims.yaml
+picks members the scripts really launch (an arm that matches nothing would leave a 30-minute study's row empty)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.hydra_utils import compose_app, compose_train
+from vlmalign.report.claims import FOLDER, load_spec
+from vlmalign.report.table import parse_override
+from vlmalign.utils.instantiate import build
+from vlmalign.validation import validate_run_config
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDER = """#!{python}
+import json, os, sys
+with open(os.environ["CALLS"], "a") as calls:
+    calls.write(json.dumps([os.path.basename(sys.argv[0]), *sys.argv[1:]]) + "\\n")
+"""
+COMMANDS = ("vlmalign-train", "vlmalign-rlaifv", "vlmalign-synth2-generator")
+
+
+def _sweep_values(value: str) -> list[str]:
+    return [value] if "[" in value or "," not in value else value.split(",")
+
+
+def expand(argv: list[str], claims_out: Path) -> list[dict]:
+    """The members one recorded command launches: {command, study, folder, overrides (one value each)}."""
+    command, args = argv[0], [a for a in argv[1:] if a != "-m"]
+    run_dir = next((a.split("=", 1)[1] for a in args if a.startswith(("hydra.sweep.dir=", "hydra.run.dir="))), None)
+    parts = Path(run_dir).relative_to(claims_out).parts if run_dir else ("?",)
+    overrides = [a for a in args if not a.startswith("hydra")]
+    keys = [a.partition("=")[0] for a in overrides]
+    members = []
+    for values in itertools.product(*(_sweep_values(a.partition("=")[2]) for a in overrides)):
+        members.append({"command": command, "study": parts[0], "folder": parts[1] if len(parts) > 1 else "",
+                        "overrides": [f"{k}={v}" for k, v in zip(keys, values)]})
+    return members
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory) -> list[dict]:
+    root = tmp_path_factory.mktemp("dry")
+    bin_dir, claims_out, calls = root / "bin", root / "claims", root / "calls.jsonl"
+    bin_dir.mkdir()
+    for name in COMMANDS:
+        path = bin_dir / name
+        path.write_text(RECORDER.format(python=sys.executable))
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(calls), "CLAIMS_OUT": str(claims_out)}
+    _, studies, _, _ = load_spec(ROOT / "experiments" / "claims" / "claims.yaml")
+    for study in studies.values():
+        script = study.command.split()[1]
+        done = subprocess.run(["bash", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and "failed" not in done.stdout, (script, done.stdout, done.stderr)
+    return [m for line in calls.read_text().splitlines() for m in expand(json.loads(line), claims_out)]
+
+
+def test_every_arm_picks_members_its_study_launches(launched):
+    _, studies, _, _ = load_spec(ROOT / "experiments" / "claims" / "claims.yaml")
+    for study in studies.values():
+        members = [m for m in launched if m["study"] == study.name]
+        assert members, f"{study.command} launches nothing under {study.name}/"
+        for arm, picks in study.arms.items():
+            matching = [m for m in members
+                        if picks.get(FOLDER, m["folder"]) == m["folder"]
+                        and all(dict(parse_override(o) for o in m["overrides"]).get(k) == v
+                                for k, v in picks.items() if k != FOLDER)]
+            seeds = {dict(parse_override(o) for o in m["overrides"]).get("seed") for m in matching}
+            assert len(seeds) == 3, (study.name, arm, picks, len(matching))  # three seeds per arm
+
+
+def test_every_training_member_composes_and_passes_the_run_checks(launched, tmp_path):
+    distinct = {tuple(o for o in m["overrides"] if not o.startswith("seed=")): m for m in launched
+                if m["command"] == "vlmalign-train"}
+    assert len(distinct) >= 20
+    for overrides in distinct:
+        cfg = compose_train(list(overrides), tmp_path)
+        validate_run_config(cfg, build(cfg.objective, "objective"))
+        assert cfg.base.name == "sft_shapes" or "experiment=synth2/mix" in overrides  # the shipped base
+
+
+def test_every_rlaifv_pipeline_composes(launched, tmp_path):
+    pipelines = [m for m in launched if m["command"] == "vlmalign-rlaifv"]
+    assert {m["folder"] for m in pipelines} == {"dnc", "self_reward", "one_round"} and len(pipelines) == 9
+    for member in pipelines:
+        cfg = compose_app("rlaifv", member["overrides"], tmp_path)
+        rounds, per_round = cfg.rounds, cfg.instructions.per_round
+        assert rounds * per_round == 400  # equal instructions whatever the number of rounds
