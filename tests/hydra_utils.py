@@ -9,6 +9,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+import vlmalign.utils.resolvers  # noqa: F401 - registers ${pid:} and ${run_overrides:} as every entry point does
+
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
