@@ -79,7 +79,8 @@ def main() -> None:
         nsft = next(x for x in results if x["size"] == r["size"] and x["objective"] == "nsft")
         r["rss_growth_vs_nsft"] = r["rss_growth_mib"] / nsft["rss_growth_mib"]
     document = {"benchmark": "nsft_memory", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}", "python": platform.python_version(),
+                "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+                "python": platform.python_version(),
                 "batch_size": args.batch_size, "steps": args.steps, "crossover_size": crossover(results),
                 "results": results}
     text = json.dumps(document, indent=1)

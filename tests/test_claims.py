@@ -166,8 +166,8 @@ def test_the_projects_spec_names_real_experiments_and_scripts():
     assert all((ROOT / row["page"]).is_file() for row in linked if "page" in row)
     assert claims and all(c.study.name in studies for c in claims)
     for study in studies.values():
-        script = re.match(r"bash (\S+)", study.command).group(1)
-        assert (ROOT / script).is_file(), study.command
+        for script in re.findall(r"bash (\S+)", study.command):
+            assert (ROOT / script).is_file(), study.command
         for picks in study.arms.values():
             if "experiment" in picks:
                 assert (ROOT / "conf" / "experiment" / f"{picks['experiment']}.yaml").is_file(), picks

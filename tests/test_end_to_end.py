@@ -39,6 +39,7 @@ def test_few_step_run_writes_metrics_samples_checkpoints_and_model(tmp_path, cac
     assert saved == pytest.approx(metrics)
     for key in ("test/chair_i", "test/chair_s", "test/cover", "test/pope/f1", "test/pope/adversarial/yes_ratio"):
         assert 0.0 <= saved[key] <= 1.0
+        assert 0.0 <= saved[key.replace("test/", "initial/")] <= 1.0  # evaluate_initial: the start, kept too
     lines = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert len(lines) == 3
     assert set(lines[0]) == {"image_id", "objects", "prompt", "response"}

@@ -123,9 +123,11 @@ class TrainingJob:
         module.reference.prepare(datamodule, objective.views, device=trainer.strategy.root_device)
 
         columns: dict[str, dict[str, float]] = {}
+        initial: dict[str, float] = {}  # the starting model's scores, kept in metrics.json beside the final ones
         if cfg.evaluate_initial and evaluator is not None:
             with distributed.before_fit(backbone):
-                columns["base" if "init_from" in init else "initial"] = evaluator.evaluate(backbone).metrics
+                initial = evaluator.evaluate(backbone).metrics
+            columns["base" if "init_from" in init else "initial"] = initial
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         distributed.after_fit(trainer, backbone)  # ZeRO-3: shards gathered back into an ordinary model
 
@@ -137,7 +139,8 @@ class TrainingJob:
             result = evaluator.evaluate(backbone)
             log_samples_table(loggers, "test/samples", evaluator, result.samples, step=trainer.global_step)
             columns[cfg.task_name], samples = result.metrics, result.samples
-            metrics = {f"test/{k}": v for k, v in result.metrics.items()}
+            metrics = {**{f"initial/{k}": v for k, v in initial.items()},
+                       **{f"test/{k}": v for k, v in result.metrics.items()}}
         metrics["time/total_s"] = time.perf_counter() - started
         write_results(output_dir, metrics, samples)
         for logger in loggers:

@@ -58,8 +58,10 @@ class Study:
     arms: dict[str, dict[str, str]]
     metrics: list[str]
     title: str = ""
+    parts: list[str] | None = None  # sub-folders made by separate commands (``command`` joins them with &&)
+    seeds: int = 3                  # runs each arm is meant to have
     rows: dict[str, Row] | None = None  # filled by ``load``
-    wall_s: float | None = None
+    wall_s: dict[str, float] | None = None  # per part ("" for the whole study)
 
     @property
     def ran(self) -> bool:
@@ -72,7 +74,9 @@ class Study:
         runs = find_runs([folder])
         self.rows = {label: Row({"arm": label}, [r for r in runs if _matches(r, picks, folder)])
                      for label, picks in self.arms.items()}
-        self.wall_s = _study_wall_s(runs)
+        parts = {part: [r for r in runs if r.path.relative_to(folder).parts[:1] == (part,)]
+                 for part in self.parts} if self.parts else {"": runs}
+        self.wall_s = {part: wall for part, members in parts.items() if (wall := _study_wall_s(members)) is not None}
 
     def stats(self, arm: str, metric: str) -> tuple[float | None, float | None, int]:
         return self.rows[arm].stats(metric)
@@ -174,7 +178,7 @@ def load_spec(path: Path) -> tuple[str, dict[str, Study], list[Claim], list[dict
         arms = {str(label): {str(k): str(v) for k, v in (picks or {}).items()}
                 for label, picks in _require(entry, "arms", where).items()}
         studies[name] = Study(name, _require(entry, "command", where), arms, list(_require(entry, "metrics", where)),
-                              entry.get("title", ""))
+                              entry.get("title", ""), entry.get("parts"), int(entry.get("seeds", 3)))
     claims = []
     for index, entry in enumerate(_require(spec, "claims", str(path)) or []):
         where = f"{path}: claims[{index}]"

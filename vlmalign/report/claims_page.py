@@ -16,7 +16,10 @@ def _escape(text: str) -> str:
 
 
 def _wall(study: Study) -> str:
-    return format_duration(study.wall_s) if study.wall_s is not None else "–"
+    """The study's wall time; a study of several commands shows each (each must fit in the time budget)."""
+    if not study.wall_s:
+        return "–"
+    return " + ".join(format_duration(s) + (f" ({part})" if part else "") for part, s in study.wall_s.items())
 
 
 def claims_table(claims: list[Claim], linked: list[dict]) -> list[str]:
