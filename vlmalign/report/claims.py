@@ -62,6 +62,7 @@ class Study:
     seeds: int = 3                  # runs each arm is meant to have
     rows: dict[str, Row] | None = None  # filled by ``load``
     wall_s: dict[str, float] | None = None  # per part ("" for the whole study)
+    ran_on: str = ""                         # the UTC date the study's first run started
 
     @property
     def ran(self) -> bool:
@@ -77,6 +78,8 @@ class Study:
         parts = {part: [r for r in runs if r.path.relative_to(folder).parts[:1] == (part,)]
                  for part in self.parts} if self.parts else {"": runs}
         self.wall_s = {part: wall for part, members in parts.items() if (wall := _study_wall_s(members)) is not None}
+        starts = [r.span[0] for r in runs if r.span]
+        self.ran_on = min(starts)[:10] if starts else ""
 
     def stats(self, arm: str, metric: str) -> tuple[float | None, float | None, int]:
         return self.rows[arm].stats(metric)
@@ -126,6 +129,10 @@ class Claim:
         """(verdict, our measurement as text)."""
         if not self.study.ran:
             return NOT_RUN, ""
+        named = [*(self.arm if isinstance(self.arm, list) else [self.arm]), *self.than]
+        missing = [arm for arm in dict.fromkeys(named) if not self.study.rows[arm].completed]
+        if missing:  # a study half run (one of its commands not yet): the claim waits for the rest
+            return NOT_RUN, f"no finished runs yet for {', '.join(missing)}"
         if self.kind == "gap_grows":
             return self._gap_grows()
         effects = {other: self.study.effect(self.arm, other, self.metric, self.lower_is_better) for other in self.than}

@@ -28,7 +28,7 @@ def claims_table(claims: list[Claim], linked: list[dict]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for claim in claims:
         verdict, measured = claim.evaluate()
-        ours = f"{claim.metric.removeprefix('test/')}: {measured}" if verdict != NOT_RUN else "–"
+        ours = f"{claim.metric.removeprefix('test/')}: {measured}" if verdict != NOT_RUN else measured or "–"
         cells = [claim.paper, f"{claim.claim} ([study](#{claim.study.name}))", claim.paper_number, ours,
                  f"**{verdict}**", f"`{claim.study.command}`", _wall(claim.study)]
         lines.append("| " + " | ".join(_escape(c) for c in cells) + " |")
@@ -42,7 +42,8 @@ def claims_table(claims: list[Claim], linked: list[dict]) -> list[str]:
 
 def study_section(study: Study, claims: list[Claim]) -> list[str]:
     lines = [f'### <a id="{study.name}"></a>{study.title or study.name}', "",
-             f"`{study.command}` — wall time {_wall(study)}, runs under `{study.name}/`.", ""]
+             f"`{study.command}` — " + (f"ran {study.ran_on}, " if study.ran_on else "")
+             + f"wall time {_wall(study)}, runs under `{study.name}/`.", ""]
     if not study.ran:
         return lines + [f"{NOT_RUN.capitalize()}.", ""]
     header = ["arm", "seeds", *(m.removeprefix("test/") for m in study.metrics)]
