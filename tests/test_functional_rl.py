@@ -171,7 +171,8 @@ def test_reinforce_pp_hand_values():
 def test_contrastive_reward_is_the_reward_minus_the_per_prompt_mean_of_k_samples():
     baseline = _t([0.0, 1.0, 2.0], [-1.0, -1.0, 2.0])  # per-prompt means 1 and 0
     assert contrastive_rewards(_t(2.0, 0.5), baseline).tolist() == [1.0, 0.5]
-    assert contrastive_rewards(_t([2.0]), _t([[5.0]])).tolist() == [-3.0]  # k = 1: the one sample's reward
+    # k = 1: the one sample's reward is the baseline
+    assert contrastive_rewards(torch.tensor([2.0]), torch.tensor([[5.0]])).tolist() == [-3.0]
     with pytest.raises(ValueError, match="k >= 1"):
         contrastive_rewards(_t(2.0, 0.5), torch.zeros(2, 0))
 
