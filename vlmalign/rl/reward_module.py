@@ -1,0 +1,41 @@
+"""Training a reward model (``objective=reward_model``): Bradley–Terry on preference pairs, one forward per step.
+
+The LightningModule of a reward-model run, as ``AlignmentModule`` is of a policy's: the backbone plus a scalar
+head (``vlmalign.models.reward_model.RewardModel``) scores the chosen and rejected views of every pair in one
+forward (each image encoded once), and the objective's one ``BradleyTerryTerm`` turns the scores into the loss and
+the ``rewards/*`` metrics (``val/rewards/accuracies``: held-out accuracy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from vlmalign.errors import ConfigError
+from vlmalign.models.reward_model import RewardModel
+from vlmalign.module import TrainingModule
+from vlmalign.objectives.base import Objective, ObjectiveOutput
+from vlmalign.objectives.reward_model import BradleyTerryTerm
+
+
+def reward_term(objective: Objective) -> BradleyTerryTerm:
+    """The objective's one Bradley–Terry term; a ConfigError for any other mix (a reward model has one loss)."""
+    terms = list(objective.terms.values())
+    if len(terms) != 1 or not isinstance(terms[0], BradleyTerryTerm):
+        raise ConfigError(f"a reward-model run takes exactly one BradleyTerryTerm (objective=reward_model), got terms "
+                          f"{ {name: type(t).__name__ for name, t in objective.terms.items()} }")
+    return terms[0]
+
+
+class RewardModelModule(TrainingModule):
+    def __init__(self, reward_model: RewardModel, objective: Objective,
+                 optimizer: Callable[..., torch.optim.Optimizer],
+                 scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None) -> None:
+        super().__init__(optimizer, scheduler)
+        self.term = reward_term(objective)
+        # from_pretrained returns eval mode; Lightning keeps each module's mode (see AlignmentModule)
+        self.reward_model = reward_model.train()
+
+    def step(self, batch: dict) -> ObjectiveOutput:
+        return self.term(self.reward_model.scores(batch, self.term.views))
