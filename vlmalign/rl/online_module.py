@@ -1,0 +1,138 @@
+"""The online trainer (``objective=grpo``, ``rloo``, ``reinforce_pp``): sample, score, take policy-gradient steps.
+
+One training step on a batch of P prompts:
+
+1. **Rollout** (``vlmalign.rl.rollout``): G samples per prompt from the current policy, seeded by the step, laid
+   out as the ``rollout`` view.
+2. **Score** (``vlmalign.rl.rewards``): one reward per response (the exact scene reward, or a reward model).
+3. **Old and reference log-probs**, per token, without gradients: the policy's (the sampling distribution, fixed
+   for this batch's PPO epochs) and, when the term has a KL, the reference strategy's (``reference=frozen`` or
+   ``lora_disabled``: per-token log-probs need the reference model's states, which a precomputed cache of summed
+   log-probs cannot give, so it is refused when the module is built). Both from the project's one view forward
+   and log-prob function (``vlmalign.models.views``, ``vlmalign.models.logprobs``).
+4. **Advantages** once (the term's estimator), then ``ppo_epochs`` optimizer steps on the clipped surrogate.
+
+Optimisation is manual (several optimizer steps per batch), so gradient clipping is done here with the trainer's
+``gradient_clip_val`` moved into ``max_grad_norm`` (Lightning refuses its own clipping under manual optimisation).
+Metrics: ``train/reward`` (mean score), ``train/reward_std``, ``train/response_length``, ``train/kl``,
+``train/policy/clip_fraction``, ``train/loss``; validation samples the val prompts with a fixed seed and logs
+``val/reward``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from vlmalign.data.shapes_prompts import PromptRecord
+from vlmalign.errors import ConfigError
+from vlmalign.logps import RolloutTokens
+from vlmalign.models.backbone import VisionLanguageBackbone
+from vlmalign.models.logprobs import ResponseStates, states_token_logps
+from vlmalign.models.views import view_states
+from vlmalign.module import TrainingModule
+from vlmalign.objectives.base import Objective, ObjectiveOutput
+from vlmalign.objectives.policy_gradient import ROLLOUT_VIEW, PolicyGradientTerm
+from vlmalign.reference.base import NoReference, ReferencePolicy
+from vlmalign.rl.rewards import RewardFunction
+from vlmalign.rl.rollout import Rollout, RolloutSettings, collect_rollout
+
+VIEWS = (ROLLOUT_VIEW,)
+VALIDATION_STEP = -1  # the rollout "step" validation samples at: the same samples at every validation
+
+
+def policy_gradient_term(objective: Objective) -> PolicyGradientTerm:
+    """The objective's one online term; a ConfigError for any other mix."""
+    terms = list(objective.terms.values())
+    if len(terms) != 1 or not isinstance(terms[0], PolicyGradientTerm):
+        raise ConfigError(f"an online-RL run takes exactly one PolicyGradientTerm (objective=grpo, rloo or "
+                          f"reinforce_pp), got terms { {n: type(t).__name__ for n, t in objective.terms.items()} }")
+    return terms[0]
+
+
+def token_logps(states: ResponseStates) -> tuple[Tensor, Tensor]:
+    """(B, L) per-token log-probs of a view's states and the (B, L) mask of real tokens."""
+    return states.per_position(states_token_logps(states))
+
+
+class OnlineRLModule(TrainingModule):
+    def __init__(
+        self,
+        backbone: VisionLanguageBackbone,
+        objective: Objective,
+        reward: RewardFunction,
+        rollout: RolloutSettings,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        reference: ReferencePolicy | None = None,
+        share_prefix: bool = True,
+        max_grad_norm: float | None = 1.0,
+    ) -> None:
+        super().__init__(optimizer, scheduler)
+        self.automatic_optimization = False  # several optimizer steps (PPO epochs) per rollout batch
+        self.term = policy_gradient_term(objective)
+        if rollout.group_size != self.term.group_size:
+            raise ConfigError(f"rollout.group_size={rollout.group_size} differs from the objective's group_size="
+                              f"{self.term.group_size}: the estimator's groups must be the sampled groups")
+        self.rollout_settings, self.share_prefix, self.max_grad_norm = rollout, share_prefix, max_grad_norm
+        self.backbone = backbone.train()  # from_pretrained gives eval mode (see AlignmentModule)
+        self.objective = objective
+        self.reference = reference if reference is not None else NoReference()
+        self.reference.check_serves(objective)  # a strategy without per-token states fails now, before any rollout
+        self.reference.setup(self)
+        self.reward = reward
+        reward.check_policy(backbone)  # a reward model of another family or tokenizer fails now
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
+        """Prompts stay as they are (PIL images, scenes); a rollout puts its own batch on the policy's device."""
+        return batch
+
+    def score(self, prompts: list[PromptRecord], step: int) -> tuple[Rollout, Tensor]:
+        rollout = collect_rollout(self.backbone, prompts, self.rollout_settings, step)
+        return rollout, self.reward(rollout).float()
+
+    def prepare(self, rollout: Rollout, scores: Tensor) -> RolloutTokens:
+        """Old and reference per-token log-probs and the advantages of one rollout batch (no gradients)."""
+        with torch.no_grad():
+            old, mask = token_logps(view_states(self.backbone, rollout.batch, VIEWS, self.share_prefix)[ROLLOUT_VIEW])
+            ref = None
+            if self.term.token_kl_views:
+                ref, _ = token_logps(self.reference.states(rollout.batch, VIEWS)[ROLLOUT_VIEW])
+            advantages = self.term.advantages(scores, old, ref, mask)
+        return RolloutTokens(old, old, ref, advantages, mask)
+
+    def step(self, batch: dict, prepared: RolloutTokens) -> ObjectiveOutput:
+        """The term's loss on the current policy's log-probs of the rollout batch (one PPO epoch's forward)."""
+        logps, _ = token_logps(view_states(self.backbone, batch, VIEWS, self.share_prefix)[ROLLOUT_VIEW])
+        return self.term(prepared._replace(logps=logps))
+
+    def training_step(self, batch: list[PromptRecord], batch_idx: int) -> None:
+        rollout, scores = self.score(batch, self.global_step)
+        prepared = self.prepare(rollout, scores)
+        optimizer = self.optimizers()
+        for _ in range(self.term.ppo_epochs):
+            out = self.step(rollout.batch, prepared)
+            optimizer.zero_grad()
+            self.manual_backward(out.loss)
+            if self.max_grad_norm:
+                self.clip_gradients(optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm")
+            optimizer.step()
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+        out.metrics.update(rollout_metrics(rollout, scores))
+        self._log_output("train", out, len(rollout.responses))
+
+    def validation_step(self, batch: list[PromptRecord], batch_idx: int) -> None:
+        rollout, scores = self.score(batch, VALIDATION_STEP)
+        metrics = rollout_metrics(rollout, scores)
+        self.log_dict({f"val/{k}": v for k, v in metrics.items()}, on_step=False, on_epoch=True,
+                      batch_size=len(rollout.responses), sync_dist=True)
+
+
+def rollout_metrics(rollout: Rollout, scores: Tensor) -> dict[str, Tensor]:
+    lengths = torch.tensor([len(r) for r in rollout.responses], dtype=torch.float32)
+    return {"reward": scores.mean(), "reward_std": scores.std() if scores.numel() > 1 else scores.new_zeros(()),
+            "response_length": lengths.mean()}
