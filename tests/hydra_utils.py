@@ -9,6 +9,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from vlmalign.utils import resolvers  # noqa: F401  (the conf tree's ${run_overrides:}, ${pid:}, as a real run has them)
+
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
 

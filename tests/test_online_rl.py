@@ -138,7 +138,7 @@ def test_bad_input_is_refused_before_any_rollout(tiny_checkpoint, tmp_path, monk
         PolicyGradientTerm(advantage="grpo", group_size=1)
     with pytest.raises(ConfigError, match="advantage='ppo2'"):
         PolicyGradientTerm(advantage="ppo2")
-    with pytest.raises(ConfigError, match="not a multiple of the group size 4"):
+    with pytest.raises(ConfigError, match="not a multiple of data.group_size=4"):
         ShapesPromptDataModule(batch_size=6, group_size=4, world=WORLD)
     with pytest.raises(ConfigError, match="rollout.temperature"):
         RolloutSettings(temperature=0.0)

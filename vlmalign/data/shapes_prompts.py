@@ -32,12 +32,13 @@ class PromptRecord:
     scene: Scene | None = None
 
 
-def group_problem(batch_size, group_size) -> str | None:
-    """Why ``batch_size`` responses per step cannot be made of groups of ``group_size`` samples (None if they can)."""
+def group_problem(batch_size, group_size, group_key: str = "data.group_size") -> str | None:
+    """Why ``batch_size`` responses per step cannot be made of groups of ``group_size`` samples (None if they can);
+    ``group_key`` names the group size's config key (it interpolates ``rollout.group_size``)."""
     if not isinstance(group_size, int) or group_size < 1:
-        return f"the group size {group_size!r} must be an integer >= 1 (samples per prompt)"
+        return f"{group_key}={group_size!r} must be an integer >= 1 (samples per prompt)"
     if not isinstance(batch_size, int) or batch_size < 1 or batch_size % group_size:
-        return (f"data.batch_size={batch_size!r} responses per step is not a multiple of the group size {group_size} "
+        return (f"data.batch_size={batch_size!r} responses per step is not a multiple of {group_key}={group_size} "
                 "(samples per prompt): choose a batch size divisible by it")
     return None
 
@@ -60,9 +61,10 @@ class ShapesPromptDataset(Dataset):
         return PromptRecord(scene.image_id, render_scene(scene, self.world.image_size), self.prompt, scene)
 
 
-def _records(records: list[PromptRecord]) -> list[PromptRecord]:
-    """The collator: prompts stay records; the online trainer encodes them with its samples."""
-    return list(records)
+def collate_prompts(records: list[PromptRecord]) -> dict:
+    """The collator: prompts stay records (the online trainer encodes them with its samples); ``sample_ids`` as every
+    vlmalign batch has them (the NaN guard names them)."""
+    return {"prompts": list(records), "sample_ids": [r.sample_id for r in records]}
 
 
 class ShapesPromptDataModule(SplitDataModule):
@@ -86,6 +88,6 @@ class ShapesPromptDataModule(SplitDataModule):
         self.val_set = ShapesPromptDataset("val", num_val_scenes, world, prompt)
         self.batch_size = batch_size // group_size  # prompts per step; each gives group_size responses
         self.group_size, self.num_workers, self.shuffle_seed = group_size, num_workers, shuffle_seed
-        self.collator = _records
+        self.collator = collate_prompts
         self._description = {"task": "prompts", "train": num_train_scenes, "val": num_val_scenes,
                              "world": world.to_dict(), "prompt": prompt}

@@ -48,6 +48,11 @@ class ObjectiveTerm:
     needs_reference: ClassVar[bool] = False
     token_kl_views: ClassVar[tuple[str, ...]] = ()
     needs_router_logits: ClassVar[bool] = False
+    # Terms of the online-RL and reward-model runs, which train other LightningModules (vlmalign/rl/): ``online``
+    # learns from the policy's own samples (PolicyGradientTerm); ``reads_rewards`` scores a reward head's outputs,
+    # not log-probs (BradleyTerryTerm).
+    online: ClassVar[bool] = False
+    reads_rewards: ClassVar[bool] = False
 
     def __init__(self, weight: float = 1.0) -> None:
         self.weight = float(weight)
@@ -89,6 +94,16 @@ class Objective:
     @property
     def needs_router_logits(self) -> bool:
         return any(term.needs_router_logits for term in self.terms.values())
+
+    @property
+    def online(self) -> bool:
+        """Trained on the policy's own samples (vlmalign.rl.online_module), not on a dataset's responses."""
+        return any(term.online for term in self.terms.values())
+
+    @property
+    def reads_rewards(self) -> bool:
+        """Trains a reward model (vlmalign.rl.reward_module)."""
+        return any(term.reads_rewards for term in self.terms.values())
 
     def __call__(self, logps: LogProbs, ref: LogProbs | None = None,
                  router: RouterLogits | None = None) -> ObjectiveOutput:

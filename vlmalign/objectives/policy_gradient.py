@@ -18,8 +18,6 @@ sampling policy is the optimised one, ρ = 1 and the surrogate is the plain poli
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from torch import Tensor
 
 from vlmalign.errors import ConfigError
@@ -42,7 +40,7 @@ ROLLOUT_VIEW = "rollout"
 
 class PolicyGradientTerm(ObjectiveTerm):
     views = (ROLLOUT_VIEW,)
-    online: ClassVar[bool] = True  # trained on its own samples by the online trainer, not on a dataset's responses
+    online = True  # trained on its own samples by the online trainer, not on a dataset's responses
 
     def __init__(self, weight: float = 1.0, advantage: str = "grpo", group_size: int = 4, clip_eps: float = 0.2,
                  kl_coef: float = 0.04, kl_estimator: str = "k3", kl_in_reward: bool | None = None,

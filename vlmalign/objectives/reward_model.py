@@ -11,7 +11,6 @@ so ``val/rewards/accuracies`` is the held-out accuracy against the true labels.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
 
 from torch import Tensor
 
@@ -25,7 +24,7 @@ class BradleyTerryTerm(ObjectiveTerm):
     """Mean over pairs of −log σ(r(x, y_w) − r(x, y_l) − margin) (``functional_rl.bradley_terry_loss``)."""
 
     views = ("chosen", "rejected")
-    reads_rewards: ClassVar[bool] = True  # scores of a reward head, (B,) per view, instead of log-probs
+    reads_rewards = True  # scores of a reward head, (B,) per view, instead of log-probs
 
     def __init__(self, weight: float = 1.0, margin: float = 0.0, label_noise: float = 0.0,
                  label_noise_seed: int = 0) -> None:

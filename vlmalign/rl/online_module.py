@@ -86,7 +86,7 @@ class OnlineRLModule(TrainingModule):
         reward.check_policy(backbone)  # a reward model of another family or tokenizer fails now
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
-        """Prompts stay as they are (PIL images, scenes); a rollout puts its own batch on the policy's device."""
+        """Prompt records stay as they are (PIL images, scenes); a rollout puts its own batch on the policy's device."""
         return batch
 
     def score(self, prompts: list[PromptRecord], step: int) -> tuple[Rollout, Tensor]:
@@ -108,8 +108,8 @@ class OnlineRLModule(TrainingModule):
         logps, _ = token_logps(view_states(self.backbone, batch, VIEWS, self.share_prefix)[ROLLOUT_VIEW])
         return self.term(prepared._replace(logps=logps))
 
-    def training_step(self, batch: list[PromptRecord], batch_idx: int) -> None:
-        rollout, scores = self.score(batch, self.global_step)
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        rollout, scores = self.score(batch["prompts"], self.global_step)
         prepared = self.prepare(rollout, scores)
         optimizer = self.optimizers()
         for _ in range(self.term.ppo_epochs):
@@ -125,8 +125,8 @@ class OnlineRLModule(TrainingModule):
         out.metrics.update(rollout_metrics(rollout, scores))
         self._log_output("train", out, len(rollout.responses))
 
-    def validation_step(self, batch: list[PromptRecord], batch_idx: int) -> None:
-        rollout, scores = self.score(batch, VALIDATION_STEP)
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        rollout, scores = self.score(batch["prompts"], VALIDATION_STEP)
         metrics = rollout_metrics(rollout, scores)
         self.log_dict({f"val/{k}": v for k, v in metrics.items()}, on_step=False, on_epoch=True,
                       batch_size=len(rollout.responses), sync_dist=True)
