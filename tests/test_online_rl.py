@@ -148,17 +148,9 @@ def test_bad_input_is_refused_before_any_rollout(tiny_checkpoint, tmp_path, monk
                        reference=FrozenCopyReference())
 
 
-def test_a_reward_model_of_another_tokenizer_is_refused_before_any_rollout(tiny_checkpoint, tmp_path):
-    from vlmalign.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
-    from vlmalign.models.tokenizer import train_word_tokenizer
-
-    tokenizer = train_word_tokenizer(["a red circle"], extra_words=["a", "red", "circle", "user", "assistant", ":"])
-    spec = TinyLlavaSpec(image_size=32, patch_size=8, vision_hidden=32, vision_layers=1, vision_heads=2,
-                         text_hidden=32, text_layers=2, text_heads=2, max_positions=128)
-    model, processor = build_tiny_llava(spec, tokenizer, seed=0)
-    model.save_pretrained(tmp_path / "other")
-    processor.save_pretrained(tmp_path / "other")
-    save_reward_model(RewardModel(load_backbone(str(tmp_path / "other"))), tmp_path / "rm")
+def test_a_reward_model_of_another_tokenizer_is_refused_before_any_rollout(tiny_checkpoint, other_tokenizer_checkpoint,
+                                                                           tmp_path):
+    save_reward_model(RewardModel(load_backbone(str(other_tokenizer_checkpoint))), tmp_path / "rm")
     with pytest.raises(ConfigError, match="tokenizer is not the policy's"):
         _module(load_backbone(str(tiny_checkpoint)), reward=ModelReward(str(tmp_path / "rm")))
     with pytest.raises(ConfigError, match="not a reward model"):

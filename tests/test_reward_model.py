@@ -89,21 +89,12 @@ def test_saved_reward_model_loads_back_by_path_with_its_head(tiny_checkpoint, tm
         reward_model_identity(tiny_checkpoint)  # a plain policy export has no head
 
 
-def test_a_reward_model_of_another_tokenizer_or_family_is_refused(tiny_checkpoint, tiny_parts, tmp_path):
-    from vlmalign.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
-    from vlmalign.models.tokenizer import train_word_tokenizer
-
+def test_a_reward_model_of_another_tokenizer_or_family_is_refused(tiny_checkpoint, other_tokenizer_checkpoint):
     policy = load_backbone(str(tiny_checkpoint))
     identity = RewardModel(policy).identity()
     assert reward_model_problems(identity, policy) == []
     assert "family" in reward_model_problems({**identity, "model_type": "qwen2_vl"}, policy)[0]
-    tokenizer = train_word_tokenizer(["a red circle"], extra_words=["a", "red", "circle", "user", "assistant", ":"])
-    spec = TinyLlavaSpec(image_size=32, patch_size=8, vision_hidden=32, vision_layers=1, vision_heads=2,
-                         text_hidden=32, text_layers=2, text_heads=2, max_positions=128)
-    model, processor = build_tiny_llava(spec, tokenizer, seed=0)
-    model.save_pretrained(tmp_path / "other")
-    processor.save_pretrained(tmp_path / "other")
-    other = RewardModel(load_backbone(str(tmp_path / "other"))).identity()
+    other = RewardModel(load_backbone(str(other_tokenizer_checkpoint))).identity()
     assert any("tokenizer" in p for p in reward_model_problems(other, policy))
 
 

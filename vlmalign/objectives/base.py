@@ -95,6 +95,16 @@ class Objective:
     def needs_router_logits(self) -> bool:
         return any(term.needs_router_logits for term in self.terms.values())
 
+    def only_term(self, kind: type, run: str):
+        """The objective's one term, which must be a ``kind``: a run whose module trains exactly one kind of term
+        (``run`` names it, e.g. "a reward-model run (objective=reward_model)"); a ConfigError naming the terms given
+        otherwise."""
+        terms = list(self.terms.values())
+        if len(terms) != 1 or not isinstance(terms[0], kind):
+            raise ConfigError(f"{run} takes exactly one {kind.__name__}, got terms "
+                              f"{ {name: type(term).__name__ for name, term in self.terms.items()} }")
+        return terms[0]
+
     @property
     def online(self) -> bool:
         """Trained on the policy's own samples (vlmalign.rl.online_module), not on a dataset's responses."""

@@ -44,12 +44,8 @@ VALIDATION_STEP = -1  # the rollout "step" validation samples at: the same sampl
 
 
 def policy_gradient_term(objective: Objective) -> PolicyGradientTerm:
-    """The objective's one online term; a ConfigError for any other mix."""
-    terms = list(objective.terms.values())
-    if len(terms) != 1 or not isinstance(terms[0], PolicyGradientTerm):
-        raise ConfigError(f"an online-RL run takes exactly one PolicyGradientTerm (objective=grpo, rloo or "
-                          f"reinforce_pp), got terms { {n: type(t).__name__ for n, t in objective.terms.items()} }")
-    return terms[0]
+    """The objective's one online term."""
+    return objective.only_term(PolicyGradientTerm, "an online-RL run (objective=grpo, rloo or reinforce_pp)")
 
 
 def token_logps(states: ResponseStates) -> tuple[Tensor, Tensor]:

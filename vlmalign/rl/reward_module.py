@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 import torch
 
-from vlmalign.errors import ConfigError
 from vlmalign.models.reward_model import RewardModel
 from vlmalign.module import TrainingModule
 from vlmalign.objectives.base import Objective, ObjectiveOutput
@@ -20,12 +19,8 @@ from vlmalign.objectives.reward_model import BradleyTerryTerm
 
 
 def reward_term(objective: Objective) -> BradleyTerryTerm:
-    """The objective's one Bradley–Terry term; a ConfigError for any other mix (a reward model has one loss)."""
-    terms = list(objective.terms.values())
-    if len(terms) != 1 or not isinstance(terms[0], BradleyTerryTerm):
-        raise ConfigError(f"a reward-model run takes exactly one BradleyTerryTerm (objective=reward_model), got terms "
-                          f"{ {name: type(t).__name__ for name, t in objective.terms.items()} }")
-    return terms[0]
+    """The objective's one Bradley–Terry term (a reward model has one loss)."""
+    return objective.only_term(BradleyTerryTerm, "a reward-model run (objective=reward_model)")
 
 
 class RewardModelModule(TrainingModule):
