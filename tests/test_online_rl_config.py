@@ -51,7 +51,9 @@ def test_the_job_builds_the_online_trainer_and_the_reward_model_module(tmp_path,
     (["data.batch_size=6"], r"data.batch_size=6 responses per step is not a multiple of rollout.group_size=4"),
     (["reference=none"], r"need a per-token KL to the reference"),
     (["reference=precomputed"], r"reference=precomputed caches log-probs of a dataset's responses"),
-    (["reward=model"], r"reward=model needs reward.path"),
+    (["reward=model"], r"the reward model needs reward.path"),
+    (["reward=contrastive"], r"the reward model needs reward.base.path"),
+    (["reward=contrastive_scene", "reward.k=0"], r"reward.k=0 must be an integer >= 1"),
     (["data=shapes_preference"], r"need views \['rollout'\]"),
 ])
 def test_bad_online_config_is_one_clear_error_before_anything_is_built(overrides, message, tmp_path):

@@ -124,6 +124,9 @@ class TrainingJob:
 
         if isinstance(module, (AlignmentModule, OnlineRLModule)):
             module.reference.prepare(datamodule, objective.views, device=trainer.strategy.root_device)
+        if isinstance(module, OnlineRLModule):  # the contrastive baseline's offline pass, from the starting policy
+            with distributed.before_fit(backbone):
+                module.prepare_rewards(datamodule)
 
         columns: dict[str, dict[str, float]] = {}
         if cfg.evaluate_initial and evaluator is not None:

@@ -307,15 +307,21 @@ def _check_online_rl(cfg: DictConfig, objective: Objective) -> list[str]:
         problems.append("reference=precomputed caches log-probs of a dataset's responses before training, but online "
                         f"RL trains on responses sampled during training; choose {MODEL_BACKED} (or reference=none "
                         "with kl_coef=0)")
-    if _get(cfg, "reward._target_") == MODEL_REWARD:
-        path = _get(cfg, "reward.path")
+    k = _get(cfg, "reward.k")
+    if k is not _ABSENT and not (_is_int(k) and k >= 1):
+        problems.append(f"reward.k={k!r} must be an integer >= 1: the contrastive baseline is the mean reward of k "
+                        "samples of the SFT policy per prompt")
+    for node in ("reward", "reward.base"):  # a reward model, plain or under the contrastive baseline
+        if _get(cfg, f"{node}._target_") != MODEL_REWARD:
+            continue
+        path = _get(cfg, f"{node}.path")
         if path in (_ABSENT, None, ""):
-            problems.append("reward=model needs reward.path: the model/ folder of an objective=reward_model run")
-        else:
-            try:
-                reward_model_identity(path)
-            except ConfigError as error:
-                problems.append(str(error))
+            problems.append(f"the reward model needs {node}.path: the model/ folder of an objective=reward_model run")
+            continue
+        try:
+            reward_model_identity(path)
+        except ConfigError as error:
+            problems.append(str(error))
     return problems
 
 

@@ -81,6 +81,13 @@ class OnlineRLModule(TrainingModule):
         self.reward = reward
         reward.check_policy(backbone)  # a reward model of another family or tokenizer fails now
 
+    def prepare_rewards(self, datamodule) -> None:
+        """Once before training, with the starting policy: the reward's offline pass over every prompt it will score
+        (the contrastive baseline; nothing for the plain rewards)."""
+        prompts = [datamodule.train_set[i] for i in range(len(datamodule.train_set))]
+        prompts += [datamodule.val_set[i] for i in range(len(datamodule.val_set))]
+        self.reward.prepare(self.backbone, prompts, datamodule.identity(), self.rollout_settings)
+
     def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
         """Prompt records stay as they are (PIL images, scenes); a rollout puts its own batch on the policy's device."""
         return batch

@@ -5,9 +5,15 @@
   upper bound a learned reward model is compared with.
 - ``ModelReward``: a trained reward model (``objective=reward_model``) loaded by path; it reads the policy's token
   ids as they are, so it must be of the policy's family and tokenizer, checked before any rollout.
+- ``ContrastiveReward`` (``vlmalign.rl.contrastive``): either of them minus a per-prompt baseline of k samples.
+
+``prepare`` runs once before training with the starting policy and the prompts (the contrastive baseline's offline
+pass); the plain rewards need nothing.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -19,6 +25,7 @@ from vlmalign.models.backbone import VisionLanguageBackbone
 from vlmalign.models.reward_model import load_reward_model, reward_model_identity, reward_model_problems
 from vlmalign.objectives.policy_gradient import ROLLOUT_VIEW
 from vlmalign.rl.rollout import Rollout
+from vlmalign.utils.files import file_digest
 
 
 def scene_reward(scene: Scene, text: str) -> float:
@@ -35,6 +42,13 @@ class RewardFunction:
 
     def check_policy(self, policy: VisionLanguageBackbone) -> None:
         """Nothing to check by default."""
+
+    def identity(self) -> dict:
+        """What fixes this reward's numbers (a cache of its scores is keyed by it)."""
+        return {"name": self.name}
+
+    def prepare(self, policy: VisionLanguageBackbone, prompts: list, data_identity: dict, settings) -> None:
+        """Nothing to prepare by default."""
 
     def __call__(self, rollout: Rollout) -> Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -64,13 +78,18 @@ class ModelReward(RewardFunction):
         if not path:
             raise ConfigError("reward.path is not set: give the model/ folder of an objective=reward_model run")
         self.path, self.dtype = path, dtype
-        self.identity = reward_model_identity(path)  # a folder that is no reward model fails here, in seconds
+        self.saved_identity = reward_model_identity(path)  # a folder that is no reward model fails here, in seconds
         self.model = None
 
     def check_policy(self, policy: VisionLanguageBackbone) -> None:
-        problems = reward_model_problems(self.identity, policy)
+        problems = reward_model_problems(self.saved_identity, policy)
         if problems:
             raise ConfigError(f"reward.path={self.path}: " + "; ".join(problems))
+
+    def identity(self) -> dict:
+        """The reward model's files by checksum: retraining it in place changes the identity."""
+        files = sorted(p for p in Path(self.path).expanduser().iterdir() if p.suffix in (".safetensors", ".json"))
+        return {"name": self.name, "files": {p.name: file_digest(p) for p in files}}
 
     def __call__(self, rollout: Rollout) -> Tensor:
         if self.model is None:
