@@ -170,3 +170,23 @@ def test_prefix_sharing_gives_a_rollout_the_plain_forwards_per_token_log_probs(t
     assert torch.equal(shared_mask, plain_mask)
     assert torch.allclose(shared, plain, atol=1e-5)
     assert shared_mask.sum(1).tolist() == [len(r) for r in rollout.responses]
+
+
+def test_ppo_with_a_value_head_on_the_trunk(tiny_checkpoint):
+    torch.manual_seed(0)
+    backbone = load_backbone(str(tiny_checkpoint))
+    module = _module(backbone, advantage="gae", group_size=1, kl_coef=0.0, reference=NoReference(), lam=1.0,
+                     ppo_epochs=2)
+    assert module.value_head is not None and not module.value_head.weight.any()  # V = 0 to start
+    rollout, _ = module.score(_prompts(3), step=0)
+    scores = torch.tensor([1.0, -2.0, 0.5])
+    prepared = module.prepare(rollout, scores)
+    # V = 0, λ = γ = 1, no KL: the λ-return of every token is the response's score (its only reward, at the end)
+    assert torch.equal(prepared.returns, scores[:, None] * prepared.mask)
+    assert abs((prepared.advantages * prepared.mask).sum().item()) < 1e-5  # whitened over the batch's tokens
+    out = module.step(rollout.batch, prepared)
+    assert out.metrics["value/loss"].item() > 0  # V = 0 is off its targets
+    trainer = _fit(module, steps=4, batch_size=2, group_size=1)
+    assert trainer.global_step == 4  # two rollout batches × two PPO epochs
+    assert module.value_head.weight.any()  # the critic trained with the policy
+    assert torch.isfinite(trainer.callback_metrics["train/value/loss"])

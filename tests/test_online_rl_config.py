@@ -24,7 +24,8 @@ def _checked(tmp_path, *overrides):
     return cfg, objective
 
 
-@pytest.mark.parametrize("option,advantage", [("grpo", "grpo"), ("rloo", "rloo"), ("reinforce_pp", "reinforce_pp")])
+@pytest.mark.parametrize("option,advantage", [("grpo", "grpo"), ("rloo", "rloo"), ("reinforce_pp", "reinforce_pp"),
+                                              ("ppo", "gae")])
 def test_online_objectives_bring_their_prompts_sampler_and_reward(option, advantage, tmp_path):
     cfg, objective = _checked(tmp_path, f"objective={option}")
     term = objective.terms["policy_gradient"]
@@ -61,10 +62,11 @@ def test_bad_online_config_is_one_clear_error_before_anything_is_built(overrides
         _checked(tmp_path, "objective=grpo", *overrides)
 
 
-def test_a_group_estimator_needs_two_samples_and_reinforce_pp_does_not(tmp_path):
+def test_a_group_estimator_needs_two_samples_and_reinforce_pp_and_ppo_do_not(tmp_path):
     with pytest.raises(ConfigError, match=r"group_size=1: advantage=grpo needs at least 2"):
         _checked(tmp_path, "objective=grpo", "rollout.group_size=1")
-    _checked(tmp_path, "objective=reinforce_pp", "rollout.group_size=1", "data.batch_size=3")
+    for option in ("reinforce_pp", "ppo"):
+        _checked(tmp_path, f"objective={option}", "rollout.group_size=1", "data.batch_size=3")
 
 
 def test_a_reward_path_that_is_no_reward_model_is_refused_by_the_config_check(tmp_path, tiny_checkpoint):

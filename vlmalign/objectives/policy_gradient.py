@@ -11,6 +11,9 @@ Per rollout batch (B = P prompts × G samples, a prompt's samples consecutive) t
   the reward (r − β Σ_t KL_t), as in that paper and TRL's RLOOTrainer.
 - ``reinforce_pp`` (Hu 2025, arXiv 2501.03262): per-token KL in the reward, returns-to-go whitened over the global
   batch; no group needed (G may be 1).
+- ``gae`` (PPO as RLHF runs it: Ziegler et al. 2019, Ouyang et al. 2022): a value head V(s_t) on the policy's trunk,
+  per-token KL in the reward, GAE(γ, λ) advantages (whitened by default; rewards optionally scaled), plus the
+  clipped value loss weighted by ``vf_coef``; several ``ppo_epochs`` per rollout batch.
 
 ``kl_in_reward`` overrides where the KL goes (null: the estimator's paper default). With ``ppo_epochs`` = 1 the
 sampling policy is the optimised one, ρ = 1 and the surrogate is the plain policy gradient (GRPO's default).
@@ -25,15 +28,19 @@ from vlmalign.logps import RolloutTokens
 from vlmalign.objectives.base import ObjectiveOutput, ObjectiveTerm
 from vlmalign.objectives.functional_rl import (
     KL_ESTIMATORS,
+    clipped_value_loss,
+    gae,
     grpo_advantages,
     kl_estimate,
+    kl_in_reward,
     masked_mean,
+    masked_whiten,
     ppo_clipped_surrogate,
     reinforce_pp_advantages,
     rloo_advantages,
 )
 
-ESTIMATORS = ("grpo", "rloo", "reinforce_pp")
+ESTIMATORS = ("grpo", "rloo", "reinforce_pp", "gae")
 GROUP_ESTIMATORS = ("grpo", "rloo")  # need G >= 2 samples per prompt
 ROLLOUT_VIEW = "rollout"
 
@@ -44,7 +51,9 @@ class PolicyGradientTerm(ObjectiveTerm):
 
     def __init__(self, weight: float = 1.0, advantage: str = "grpo", group_size: int = 4, clip_eps: float = 0.2,
                  kl_coef: float = 0.04, kl_estimator: str = "k3", kl_in_reward: bool | None = None,
-                 scale_rewards: bool = True, gamma: float = 1.0, ppo_epochs: int = 1) -> None:
+                 scale_rewards: bool = True, gamma: float = 1.0, ppo_epochs: int = 1, lam: float = 0.95,
+                 vf_coef: float = 0.1, vf_clip: float = 0.2, whiten_advantages: bool = True,
+                 whiten_rewards: bool = False) -> None:
         super().__init__(weight)
         key = "objective.terms.policy_gradient"
         if advantage not in ESTIMATORS:
@@ -58,6 +67,11 @@ class PolicyGradientTerm(ObjectiveTerm):
         if clip_eps <= 0 or kl_coef < 0 or not 0 < gamma <= 1 or not isinstance(ppo_epochs, int) or ppo_epochs < 1:
             raise ConfigError(f"{key}: clip_eps={clip_eps} must be > 0, kl_coef={kl_coef} >= 0, gamma={gamma} in "
                               f"(0, 1] and ppo_epochs={ppo_epochs} an integer >= 1")
+        if not 0 <= lam <= 1 or vf_coef < 0 or vf_clip <= 0:
+            raise ConfigError(f"{key}: lam={lam} must be in [0, 1], vf_coef={vf_coef} >= 0 and vf_clip={vf_clip} > 0")
+        self.lam, self.vf_coef, self.vf_clip = float(lam), float(vf_coef), float(vf_clip)
+        self.whiten_advantages, self.whiten_rewards = bool(whiten_advantages), bool(whiten_rewards)
+        self.needs_values = advantage == "gae"  # a value head on the policy's trunk (the online trainer adds it)
         self.advantage, self.group_size, self.clip_eps = advantage, group_size, float(clip_eps)
         self.kl_coef, self.kl_estimator = float(kl_coef), kl_estimator
         self.kl_in_reward = advantage != "grpo" if kl_in_reward is None else bool(kl_in_reward)
@@ -65,21 +79,27 @@ class PolicyGradientTerm(ObjectiveTerm):
         # The reference's per-token log-probs are needed for any KL: only a strategy running a model can give them.
         self.token_kl_views = (ROLLOUT_VIEW,) if self.kl_coef > 0 else ()  # type: ignore[misc]
 
-    def advantages(self, scores: Tensor, old_logps: Tensor, ref_logps: Tensor | None, mask: Tensor) -> Tensor:
-        """Per-token advantages (B, L) of one rollout batch from its sequence scores (B,) (see the module doc)."""
+    def advantages(self, scores: Tensor, old_logps: Tensor, ref_logps: Tensor | None, mask: Tensor,
+                   values: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Per-token advantages (B, L) of one rollout batch from its sequence scores (B,), and the value head's
+        targets (B, L) for ``gae`` (None otherwise); ``values``: V(s_t) when the batch was scored (``gae`` only)."""
         mask = mask.to(old_logps.dtype)
         token_kl = kl_estimate(old_logps, ref_logps, self.kl_estimator) * mask if self.kl_coef else None
+        in_reward = token_kl if self.kl_in_reward and token_kl is not None else old_logps.new_zeros(old_logps.shape)
         if self.advantage == "reinforce_pp":
-            zeros = old_logps.new_zeros(old_logps.shape)
-            return reinforce_pp_advantages(scores, token_kl if self.kl_in_reward and token_kl is not None else zeros,
-                                           mask, self.kl_coef, self.gamma)
-        if self.kl_in_reward and token_kl is not None:
-            scores = scores - self.kl_coef * token_kl.sum(1)
+            return reinforce_pp_advantages(scores, in_reward, mask, self.kl_coef, self.gamma), None
+        if self.advantage == "gae":
+            rewards = kl_in_reward(scores, in_reward, mask, self.kl_coef)
+            if self.whiten_rewards:
+                rewards = masked_whiten(rewards, mask, shift_mean=False)
+            advantages, returns = gae(rewards, values, mask, self.gamma, self.lam)
+            return (masked_whiten(advantages, mask) if self.whiten_advantages else advantages), returns
+        scores = scores - self.kl_coef * in_reward.sum(1)  # RLOO: the sequence KL in the reward (0 when in the loss)
         if self.advantage == "grpo":
             sequence = grpo_advantages(scores, self.group_size, self.scale_rewards)
         else:
             sequence = rloo_advantages(scores, self.group_size)
-        return sequence[:, None] * mask
+        return sequence[:, None] * mask, None
 
     def __call__(self, tokens: RolloutTokens, ref=None) -> ObjectiveOutput:  # type: ignore[override]
         mask = tokens.mask.to(tokens.logps.dtype)
@@ -90,6 +110,10 @@ class PolicyGradientTerm(ObjectiveTerm):
             metrics["kl"] = masked_mean(token_kl, mask).detach()  # mean per-token KL estimate to the reference
             if not self.kl_in_reward:  # GRPO eq. 3: − β D_KL per token, beside the clipped surrogate
                 per_token = per_token + self.kl_coef * token_kl
+        if self.needs_values:  # PPO's value loss beside the surrogate, on the same tokens
+            value_loss = clipped_value_loss(tokens.values, tokens.old_values, tokens.returns, self.vf_clip)
+            per_token = per_token + self.vf_coef * value_loss
+            metrics["value/loss"] = masked_mean(value_loss, mask).detach()
         # GRPO eq. 3's 1/G Σ_i 1/|o_i| Σ_t: each response's token mean, then the mean over responses
         loss = masked_mean(per_token, mask, dim=1).mean()
         return ObjectiveOutput(loss, metrics)

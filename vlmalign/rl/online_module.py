@@ -1,4 +1,5 @@
-"""The online trainer (``objective=grpo``, ``rloo``, ``reinforce_pp``): sample, score, take policy-gradient steps.
+"""The online trainer (``objective=grpo``, ``rloo``, ``reinforce_pp``, ``ppo``): sample, score, take policy-gradient
+steps.
 
 One training step on a batch of P prompts:
 
@@ -10,7 +11,8 @@ One training step on a batch of P prompts:
    ``lora_disabled``: per-token log-probs need the reference model's states, which a precomputed cache of summed
    log-probs cannot give, so it is refused when the module is built). Both from the project's one view forward
    and log-prob function (``vlmalign.models.views``, ``vlmalign.models.logprobs``).
-4. **Advantages** once (the term's estimator), then ``ppo_epochs`` optimizer steps on the clipped surrogate.
+4. **Advantages** once (the term's estimator), then ``ppo_epochs`` optimizer steps on the clipped surrogate (and,
+   for PPO, the clipped value loss of a value head on the policy's trunk: the arrangement with no critic model).
 
 Optimisation is manual (several optimizer steps per batch), so gradient clipping is done here with the trainer's
 ``gradient_clip_val`` moved into ``max_grad_norm`` (Lightning refuses its own clipping under manual optimisation).
@@ -80,6 +82,12 @@ class OnlineRLModule(TrainingModule):
         self.reference.setup(self)
         self.reward = reward
         reward.check_policy(backbone)  # a reward model of another family or tokenizer fails now
+        # PPO's critic as a head on the policy's trunk (no second model): V(s_t) from the hidden state that predicts
+        # y_t. Zero-initialised, so the first advantages are GAE over V = 0, i.e. discounted rewards-to-go.
+        self.value_head = torch.nn.Linear(backbone.hidden_size, 1) if self.term.needs_values else None
+        if self.value_head is not None:
+            torch.nn.init.zeros_(self.value_head.weight)
+            torch.nn.init.zeros_(self.value_head.bias)
 
     def prepare_rewards(self, datamodule) -> None:
         """Once before training, with the starting policy: the reward's offline pass over every prompt it will score
@@ -96,20 +104,30 @@ class OnlineRLModule(TrainingModule):
         rollout = collect_rollout(self.backbone, prompts, self.rollout_settings, step)
         return rollout, self.reward(rollout).float()
 
+    def forward_tokens(self, batch: dict) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The current policy's per-token log-probs (B, L), the mask, and V(s_t) (B, L) when there is a value head;
+        one view forward serves both."""
+        states = view_states(self.backbone, batch, VIEWS, self.share_prefix)[ROLLOUT_VIEW]
+        logps, mask = token_logps(states)
+        if self.value_head is None:
+            return logps, mask, None
+        values, _ = states.per_position(self.value_head(states.rows.float()).squeeze(-1))
+        return logps, mask, values
+
     def prepare(self, rollout: Rollout, scores: Tensor) -> RolloutTokens:
-        """Old and reference per-token log-probs and the advantages of one rollout batch (no gradients)."""
+        """Old and reference per-token log-probs (and old values) and the advantages of one rollout batch."""
         with torch.no_grad():
-            old, mask = token_logps(view_states(self.backbone, rollout.batch, VIEWS, self.share_prefix)[ROLLOUT_VIEW])
+            old, mask, old_values = self.forward_tokens(rollout.batch)
             ref = None
             if self.term.token_kl_views:
                 ref, _ = token_logps(self.reference.states(rollout.batch, VIEWS)[ROLLOUT_VIEW])
-            advantages = self.term.advantages(scores, old, ref, mask)
-        return RolloutTokens(old, old, ref, advantages, mask)
+            advantages, returns = self.term.advantages(scores, old, ref, mask, old_values)
+        return RolloutTokens(old, old, ref, advantages, mask, old_values, old_values, returns)
 
     def step(self, batch: dict, prepared: RolloutTokens) -> ObjectiveOutput:
-        """The term's loss on the current policy's log-probs of the rollout batch (one PPO epoch's forward)."""
-        logps, _ = token_logps(view_states(self.backbone, batch, VIEWS, self.share_prefix)[ROLLOUT_VIEW])
-        return self.term(prepared._replace(logps=logps))
+        """The term's loss on the current policy's log-probs (and values) of the rollout batch: one PPO epoch."""
+        logps, _, values = self.forward_tokens(batch)
+        return self.term(prepared._replace(logps=logps, values=values))
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         rollout, scores = self.score(batch["prompts"], self.global_step)
