@@ -16,6 +16,10 @@ One training step on a batch of P prompts:
 
 Optimisation is manual (several optimizer steps per batch), so gradient clipping is done here with the trainer's
 ``gradient_clip_val`` moved into ``max_grad_norm`` (Lightning refuses its own clipping under manual optimisation).
+``trainer.max_steps`` and the learning-rate schedule count optimizer steps: ``ppo_epochs`` of them per rollout batch.
+(Known gap: the resumable sampler places a resumed run by optimizer steps too, so a resumed run with ``ppo_epochs``
+> 1 would start at the wrong prompt batch; with ``ppo_epochs`` = 1 the two counts agree. Resume of online runs is not
+tested yet.)
 Metrics: ``train/reward`` (mean score), ``train/reward_std``, ``train/response_length``, ``train/kl``,
 ``train/policy/clip_fraction``, ``train/loss``; validation samples the val prompts with a fixed seed and logs
 ``val/reward``.
@@ -132,17 +136,16 @@ class OnlineRLModule(TrainingModule):
     def training_step(self, batch: dict, batch_idx: int) -> None:
         rollout, scores = self.score(batch["prompts"], self.global_step)
         prepared = self.prepare(rollout, scores)
-        optimizer = self.optimizers()
-        for _ in range(self.term.ppo_epochs):
+        optimizer, scheduler = self.optimizers(), self.lr_schedulers()
+        for _ in range(self.term.ppo_epochs):  # trainer.max_steps and the schedule count these optimizer steps
             out = self.step(rollout.batch, prepared)
             optimizer.zero_grad()
             self.manual_backward(out.loss)
             if self.max_grad_norm:
                 self.clip_gradients(optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm")
             optimizer.step()
-        scheduler = self.lr_schedulers()
-        if scheduler is not None:
-            scheduler.step()
+            if scheduler is not None:
+                scheduler.step()
         out.metrics.update(rollout_metrics(rollout, scores))
         self._log_output("train", out, len(rollout.responses))
 
