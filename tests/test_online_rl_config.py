@@ -3,6 +3,8 @@ one instantiate path, and every bad input is one ConfigError before any model is
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.hydra_utils import compose_train
@@ -109,3 +111,6 @@ def test_a_reward_model_run_then_grpo_on_its_model_through_vlmalign_train(tmp_pa
                                   cache))
     assert "test/chair_i" in metrics and "test/cover" in metrics  # the policy is scored like every other run
     assert {"train/reward", "train/kl", "train/policy/clip_fraction", "val/reward"} <= _columns(tmp_path / "grpo")
+    rows = [json.loads(line) for line in (tmp_path / "grpo" / "rollouts.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 2  # the two val prompts × group size 2, at the one validation
+    assert set(rows[0]) == {"step", "sample_id", "response", "reward", "tokens", "logp"} and rows[0]["logp"] < 0

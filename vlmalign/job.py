@@ -169,7 +169,8 @@ def build_module(cfg: DictConfig, backbone, objective) -> TrainingModule:
     if objective.online:
         return OnlineRLModule(backbone, objective, build(cfg.reward, "reward"), build(cfg.rollout, "rollout"),
                               optimizer, scheduler, reference, share_prefix=cfg.performance.share_prefix,
-                              max_grad_norm=OmegaConf.select(cfg, "trainer.gradient_clip_val"))
+                              max_grad_norm=OmegaConf.select(cfg, "trainer.gradient_clip_val"),
+                              rollout_log=Path(cfg.paths.output_dir) / "rollouts.jsonl")
     return AlignmentModule(backbone, objective, optimizer=optimizer, scheduler=scheduler, reference=reference,
                            share_prefix=cfg.performance.share_prefix)
 

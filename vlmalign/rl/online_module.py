@@ -21,13 +21,15 @@ Optimisation is manual (several optimizer steps per batch), so gradient clipping
 > 1 would start at the wrong prompt batch; with ``ppo_epochs`` = 1 the two counts agree. Resume of online runs is not
 tested yet.)
 Metrics: ``train/reward`` (mean score), ``train/reward_std``, ``train/response_length``, ``train/kl``,
-``train/policy/clip_fraction``, ``train/loss``; validation samples the val prompts with a fixed seed and logs
-``val/reward``.
+``train/policy/clip_fraction``, ``train/loss``; validation samples the val prompts with a fixed seed, logs
+``val/reward`` and writes each response with its tokens, log-prob and reward to ``rollout_log`` (JSON lines; a
+``val/rollouts`` table in wandb).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -44,6 +46,7 @@ from vlmalign.objectives.policy_gradient import ROLLOUT_VIEW, PolicyGradientTerm
 from vlmalign.reference.base import NoReference, ReferencePolicy
 from vlmalign.rl.rewards import RewardFunction
 from vlmalign.rl.rollout import Rollout, RolloutSettings, collect_rollout
+from vlmalign.rl.rollout_log import rollout_rows, write_rollouts
 
 VIEWS = (ROLLOUT_VIEW,)
 VALIDATION_STEP = -1  # the rollout "step" validation samples at: the same samples at every validation
@@ -71,6 +74,7 @@ class OnlineRLModule(TrainingModule):
         reference: ReferencePolicy | None = None,
         share_prefix: bool = True,
         max_grad_norm: float | None = 1.0,
+        rollout_log: str | Path | None = None,
     ) -> None:
         super().__init__(optimizer, scheduler)
         self.automatic_optimization = False  # several optimizer steps (PPO epochs) per rollout batch
@@ -79,6 +83,7 @@ class OnlineRLModule(TrainingModule):
             raise ConfigError(f"rollout.group_size={rollout.group_size} differs from the objective's group_size="
                               f"{self.term.group_size}: the estimator's groups must be the sampled groups")
         self.rollout_settings, self.share_prefix, self.max_grad_norm = rollout, share_prefix, max_grad_norm
+        self.rollout_log = rollout_log  # where validation's rollouts are written (JSON lines); None: nowhere
         self.backbone = backbone.train()  # from_pretrained gives eval mode (see AlignmentModule)
         self.objective = objective
         self.reference = reference if reference is not None else NoReference()
@@ -152,6 +157,11 @@ class OnlineRLModule(TrainingModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         rollout, scores = self.score(batch["prompts"], VALIDATION_STEP)
         metrics = rollout_metrics(rollout, scores)
+        if self.rollout_log is not None and self.trainer.is_global_zero:
+            with torch.no_grad():
+                logps, mask, _ = self.forward_tokens(rollout.batch)
+            write_rollouts(self.rollout_log, rollout_rows(self.global_step, rollout, scores, (logps * mask).sum(1)),
+                           self.trainer.loggers)
         self.log_dict({f"val/{k}": v for k, v in metrics.items()}, on_step=False, on_epoch=True,
                       batch_size=len(rollout.responses), sync_dist=True)
 
