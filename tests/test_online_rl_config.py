@@ -114,3 +114,23 @@ def test_a_reward_model_run_then_grpo_on_its_model_through_vlmalign_train(tmp_pa
     rows = [json.loads(line) for line in (tmp_path / "grpo" / "rollouts.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 2  # the two val prompts × group size 2, at the one validation
     assert set(rows[0]) == {"step", "sample_id", "response", "reward", "tokens", "logp"} and rows[0]["logp"] < 0
+
+
+def test_a_resumed_grpo_run_ends_with_the_uninterrupted_runs_weights(tmp_path):
+    """Rollouts are seeded by the step and the data order resumes by it: 2 steps + 2 resumed = 4 straight, bit for bit
+    (a constant schedule, as an interrupted run keeps the straight run's schedule; here the first half is its own
+    run)."""
+    from vlmalign.train import train
+
+    run = [*SMALL_RUN, "objective=grpo", "rollout.group_size=2", "rollout.max_new_tokens=6", "scheduler=constant",
+           "trainer.val_check_interval=100", "callbacks.model_checkpoint.every_n_train_steps=2"]
+    run = [o for o in run if o != "callbacks=none"] + ["callbacks.progress_bar=null",
+                                                        "callbacks.hallucination_eval=null"]
+    cache = tmp_path / "cache"
+    train(compose_train([*run, "trainer.max_steps=4"], tmp_path / "straight", cache))
+    train(compose_train([*run, "trainer.max_steps=2"], tmp_path / "first", cache))
+    checkpoint = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    train(compose_train([*run, "trainer.max_steps=4", f"ckpt_path={checkpoint}"], tmp_path / "resumed", cache))
+    weights = {name: (tmp_path / name / "model" / "model.safetensors").read_bytes()
+               for name in ("straight", "first", "resumed")}
+    assert weights["resumed"] == weights["straight"] != weights["first"]

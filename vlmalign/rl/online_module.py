@@ -17,9 +17,9 @@ One training step on a batch of P prompts:
 Optimisation is manual (several optimizer steps per batch), so gradient clipping is done here with the trainer's
 ``gradient_clip_val`` moved into ``max_grad_norm`` (Lightning refuses its own clipping under manual optimisation).
 ``trainer.max_steps`` and the learning-rate schedule count optimizer steps: ``ppo_epochs`` of them per rollout batch.
-(Known gap: the resumable sampler places a resumed run by optimizer steps too, so a resumed run with ``ppo_epochs``
-> 1 would start at the wrong prompt batch; with ``ppo_epochs`` = 1 the two counts agree. Resume of online runs is not
-tested yet.)
+Rollouts are seeded by the step, so a resumed run samples what the uninterrupted one did (tested: bit-identical
+weights with ``ppo_epochs`` = 1). Known gap: the resumable sampler places a resumed run by optimizer steps too, so a
+resumed run with ``ppo_epochs`` > 1 would start at the wrong prompt batch.
 Metrics: ``train/reward`` (mean score), ``train/reward_std``, ``train/response_length``, ``train/kl``,
 ``train/policy/clip_fraction``, ``train/loss``; validation samples the val prompts with a fixed seed, logs
 ``val/reward`` and writes each response with its tokens, log-prob and reward to ``rollout_log`` (JSON lines; a
