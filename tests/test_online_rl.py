@@ -190,3 +190,19 @@ def test_ppo_with_a_value_head_on_the_trunk(tiny_checkpoint):
     assert trainer.global_step == 4  # two rollout batches × two PPO epochs
     assert module.value_head.weight.any()  # the critic trained with the policy
     assert torch.isfinite(trainer.callback_metrics["train/value/loss"])
+
+
+def test_ppo_with_a_separate_critic_model(tiny_checkpoint):
+    torch.manual_seed(0)
+    backbone = load_backbone(str(tiny_checkpoint))
+    module = _module(backbone, advantage="gae", group_size=1, kl_coef=0.0, reference=NoReference(), critic="separate")
+    with torch.no_grad():
+        module.value_head.weight.fill_(0.1)  # a head that reads its trunk (at 0 no gradient reaches the critic yet)
+    critic_before = {n: p.detach().clone() for n, p in module.critic.named_parameters()}
+    trainer = _fit(module, steps=2, batch_size=2, group_size=1)
+    assert trainer.global_step == 2 and torch.isfinite(trainer.callback_metrics["train/value/loss"])
+    moved = [n for n, p in module.critic.named_parameters() if not torch.equal(critic_before[n], p)]
+    assert len(moved) > 10  # the critic model trained through its head
+    assert all(p.data_ptr() != q.data_ptr() for p, q in zip(module.critic.parameters(), backbone.parameters()))
+    with pytest.raises(ConfigError, match="critic='shared'"):
+        PolicyGradientTerm(advantage="gae", critic="shared")

@@ -11,9 +11,10 @@ Per rollout batch (B = P prompts × G samples, a prompt's samples consecutive) t
   the reward (r − β Σ_t KL_t), as in that paper and TRL's RLOOTrainer.
 - ``reinforce_pp`` (Hu 2025, arXiv 2501.03262): per-token KL in the reward, returns-to-go whitened over the global
   batch; no group needed (G may be 1).
-- ``gae`` (PPO as RLHF runs it: Ziegler et al. 2019, Ouyang et al. 2022): a value head V(s_t) on the policy's trunk,
-  per-token KL in the reward, GAE(γ, λ) advantages (whitened by default; rewards optionally scaled), plus the
-  clipped value loss weighted by ``vf_coef``; several ``ppo_epochs`` per rollout batch.
+- ``gae`` (PPO as RLHF runs it: Ziegler et al. 2019, Ouyang et al. 2022): a value head V(s_t) on the policy's trunk
+  (``critic=trunk``) or on a separate critic model (``critic=separate``), per-token KL in the reward, GAE(γ, λ)
+  advantages (whitened by default; rewards optionally scaled), plus the clipped value loss weighted by ``vf_coef``;
+  several ``ppo_epochs`` per rollout batch.
 
 ``kl_in_reward`` overrides where the KL goes (null: the estimator's paper default). With ``ppo_epochs`` = 1 the
 sampling policy is the optimised one, ρ = 1 and the surrogate is the plain policy gradient (GRPO's default).
@@ -43,6 +44,9 @@ from vlmalign.objectives.functional_rl import (
 ESTIMATORS = ("grpo", "rloo", "reinforce_pp", "gae")
 GROUP_ESTIMATORS = ("grpo", "rloo")  # need G >= 2 samples per prompt
 ROLLOUT_VIEW = "rollout"
+# Where PPO's V(s_t) comes from: a head on the policy's own trunk (one model trained, no extra memory) or a separate
+# critic, a copy of the starting policy with its own head (the textbook arrangement: two trained models resident).
+CRITICS = ("trunk", "separate")
 
 
 class PolicyGradientTerm(ObjectiveTerm):
@@ -53,7 +57,7 @@ class PolicyGradientTerm(ObjectiveTerm):
                  kl_coef: float = 0.04, kl_estimator: str = "k3", kl_in_reward: bool | None = None,
                  scale_rewards: bool = True, gamma: float = 1.0, ppo_epochs: int = 1, lam: float = 0.95,
                  vf_coef: float = 0.1, vf_clip: float = 0.2, whiten_advantages: bool = True,
-                 whiten_rewards: bool = False) -> None:
+                 whiten_rewards: bool = False, critic: str = "trunk") -> None:
         super().__init__(weight)
         key = "objective.terms.policy_gradient"
         if advantage not in ESTIMATORS:
@@ -71,7 +75,10 @@ class PolicyGradientTerm(ObjectiveTerm):
             raise ConfigError(f"{key}: lam={lam} must be in [0, 1], vf_coef={vf_coef} >= 0 and vf_clip={vf_clip} > 0")
         self.lam, self.vf_coef, self.vf_clip = float(lam), float(vf_coef), float(vf_clip)
         self.whiten_advantages, self.whiten_rewards = bool(whiten_advantages), bool(whiten_rewards)
-        self.needs_values = advantage == "gae"  # a value head on the policy's trunk (the online trainer adds it)
+        if critic not in CRITICS:
+            raise ConfigError(f"{key}.critic={critic!r} is not one of {CRITICS}")
+        self.needs_values = advantage == "gae"  # V(s_t) per token: the online trainer adds the critic
+        self.critic = critic
         self.advantage, self.group_size, self.clip_eps = advantage, group_size, float(clip_eps)
         self.kl_coef, self.kl_estimator = float(kl_coef), kl_estimator
         self.kl_in_reward = advantage != "grpo" if kl_in_reward is None else bool(kl_in_reward)

@@ -28,6 +28,7 @@ Metrics: ``train/reward`` (mean score), ``train/reward_std``, ``train/response_l
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,9 +92,11 @@ class OnlineRLModule(TrainingModule):
         self.reference.setup(self)
         self.reward = reward
         reward.check_policy(backbone)  # a reward model of another family or tokenizer fails now
-        # PPO's critic as a head on the policy's trunk (no second model): V(s_t) from the hidden state that predicts
-        # y_t. Zero-initialised, so the first advantages are GAE over V = 0, i.e. discounted rewards-to-go.
+        # PPO's critic: V(s_t) from the hidden state that predicts y_t, through a head on the policy's own trunk
+        # (critic=trunk: no second model) or on a trained copy of the starting policy (critic=separate). The head is
+        # zero-initialised, so the first advantages are GAE over V = 0, i.e. discounted rewards-to-go.
         self.value_head = torch.nn.Linear(backbone.hidden_size, 1) if self.term.needs_values else None
+        self.critic = copy.deepcopy(backbone) if self.term.needs_values and self.term.critic == "separate" else None
         if self.value_head is not None:
             torch.nn.init.zeros_(self.value_head.weight)
             torch.nn.init.zeros_(self.value_head.bias)
@@ -120,6 +123,8 @@ class OnlineRLModule(TrainingModule):
         logps, mask = token_logps(states)
         if self.value_head is None:
             return logps, mask, None
+        if self.critic is not None:
+            states = view_states(self.critic, batch, VIEWS, self.share_prefix)[ROLLOUT_VIEW]
         values, _ = states.per_position(self.value_head(states.rows.float()).squeeze(-1))
         return logps, mask, values
 
