@@ -37,6 +37,12 @@ BASELINE_FILE = "baseline.json"
 PROMPTS_PER_PASS = 16  # prompts sampled per generate pass of the offline baseline (k samples each)
 
 
+def baseline_step(chunk: int) -> int:
+    """The rollout "step" the offline pass samples chunk ``chunk`` at: negative and below validation's −1, so the
+    baseline's draws are never the ones a training step (0, 1, ...) or a validation makes with the same seed."""
+    return -2 - chunk
+
+
 class ContrastiveReward(RewardFunction):
     name = "contrastive"
 
@@ -75,7 +81,7 @@ class ContrastiveReward(RewardFunction):
             scores: dict[str, list[float]] = {}
             for chunk, start in enumerate(range(0, len(prompts), PROMPTS_PER_PASS)):
                 batch = prompts[start : start + PROMPTS_PER_PASS]
-                rollout = collect_rollout(policy, batch, sampling, step=chunk)
+                rollout = collect_rollout(policy, batch, sampling, step=baseline_step(chunk))
                 grouped = self.base(rollout).float().view(len(batch), self.k).tolist()
                 scores.update({p.sample_id: row for p, row in zip(batch, grouped)})
             (scratch / BASELINE_FILE).write_text(json.dumps({"identity": identity, "scores": scores}) + "\n")
