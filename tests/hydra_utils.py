@@ -9,7 +9,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from vlmalign.utils import resolvers  # noqa: F401  (the conf tree's ${run_overrides:}, ${pid:}, as a real run has them)
+import vlmalign.utils.resolvers  # noqa: F401 - registers ${pid:} and ${run_overrides:} as every entry point does
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 

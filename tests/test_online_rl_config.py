@@ -47,7 +47,7 @@ def test_the_job_builds_the_online_trainer_and_the_reward_model_module(tmp_path,
     module = build_module(cfg, backbone, objective)
     assert isinstance(module, RewardModelModule) and module.term.label_noise == 0.2
     assert module.reward_model.head.weight.shape == (1, backbone.hidden_size)
-    assert not hasattr(module, "reference")  # a reward model run builds no reference policy
+    assert module.reference.name == "none"  # a reward model run builds no reference policy
 
 
 @pytest.mark.parametrize("overrides,message", [

@@ -122,11 +122,10 @@ class TrainingJob:
         for logger in loggers:
             logger.log_hyperparams(redact_secrets(OmegaConf.to_container(cfg, resolve=True)))
 
-        if isinstance(module, (AlignmentModule, OnlineRLModule)):
-            module.reference.prepare(datamodule, objective.views, device=trainer.strategy.root_device)
         if isinstance(module, OnlineRLModule):  # the contrastive baseline's offline pass, from the starting policy
             with distributed.before_fit(backbone):
                 module.prepare_rewards(datamodule)
+        module.reference.prepare(datamodule, objective.views, device=trainer.strategy.root_device)
 
         columns: dict[str, dict[str, float]] = {}
         if cfg.evaluate_initial and evaluator is not None:

@@ -16,6 +16,7 @@ from vlmalign.models.reward_model import RewardModel
 from vlmalign.module import TrainingModule
 from vlmalign.objectives.base import Objective, ObjectiveOutput
 from vlmalign.objectives.reward_model import BradleyTerryTerm
+from vlmalign.reference.base import NoReference
 
 
 def reward_term(objective: Objective) -> BradleyTerryTerm:
@@ -29,6 +30,7 @@ class RewardModelModule(TrainingModule):
                  scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None) -> None:
         super().__init__(optimizer, scheduler)
         self.term = reward_term(objective)
+        self.reference = NoReference()  # a reward model is trained against labels, never against a reference policy
         # from_pretrained returns eval mode; Lightning keeps each module's mode (see AlignmentModule)
         self.reward_model = reward_model.train()
 
