@@ -286,9 +286,10 @@ def _check_data_files(cfg: DictConfig, objective: Objective) -> list[str]:
 
 
 def _check_online_rl(cfg: DictConfig, objective: Objective) -> list[str]:
-    """Check 9: an online objective (objective=grpo, rloo, reinforce_pp) has a sampler and a reward, groups that divide
-    the batch and a reference that can serve it; a reward model given by path is one. All before any rollout (the
-    reward model's family and tokenizer are checked against the policy when the online trainer is built)."""
+    """Check 9: an online objective (objective=grpo, rloo, reinforce_pp, ppo) has a sampler and a reward, groups that
+    divide the batch and a reference that can serve it; a reward model given by path is one; k >= 1 for the
+    contrastive baseline. All before any rollout (the reward model's family and tokenizer are checked against the
+    policy when the online trainer is built, still before any rollout)."""
     if not objective.online:
         return []
     problems = []

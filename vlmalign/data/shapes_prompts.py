@@ -76,7 +76,7 @@ class ShapesPromptDataModule(SplitDataModule):
         if tuple(views) != PROMPT_VIEWS:
             raise ConfigError(f"data=shapes_prompts holds prompts for online RL (its view is the policy's own "
                               f"samples, {PROMPT_VIEWS}), but the objective needs views {list(views)}; use an online "
-                              "objective (objective=grpo, rloo, reinforce_pp) or preference data")
+                              "objective (objective=grpo, rloo, reinforce_pp, ppo) or preference data")
         problem = group_problem(batch_size, group_size)
         if problem:
             raise ConfigError(problem)

@@ -55,7 +55,7 @@ VALIDATION_STEP = -1  # the rollout "step" validation samples at: the same sampl
 
 def policy_gradient_term(objective: Objective) -> PolicyGradientTerm:
     """The objective's one online term."""
-    return objective.only_term(PolicyGradientTerm, "an online-RL run (objective=grpo, rloo or reinforce_pp)")
+    return objective.only_term(PolicyGradientTerm, "an online-RL run (objective=grpo, rloo, reinforce_pp or ppo)")
 
 
 def token_logps(states: ResponseStates) -> tuple[Tensor, Tensor]:
