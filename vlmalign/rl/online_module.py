@@ -12,7 +12,7 @@ One training step on a batch of P prompts:
    log-probs cannot give, so it is refused when the module is built). Both from the project's one view forward
    and log-prob function (``vlmalign.models.views``, ``vlmalign.models.logprobs``).
 4. **Advantages** once (the term's estimator), then ``ppo_epochs`` optimizer steps on the clipped surrogate (and,
-   for PPO, the clipped value loss of a value head on the policy's trunk: the arrangement with no critic model).
+   for PPO, the clipped value loss of a value head on the policy's trunk, or on a separate critic model).
 
 Optimisation is manual (several optimizer steps per batch), so gradient clipping is done here with the trainer's
 ``gradient_clip_val`` moved into ``max_grad_norm`` (Lightning refuses its own clipping under manual optimisation).
