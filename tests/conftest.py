@@ -42,3 +42,20 @@ def tiny_checkpoint(tiny_parts, tmp_path_factory):
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def other_tokenizer_checkpoint(tmp_path_factory):
+    """A tiny LLaVA like ``tiny_parts`` but with another (smaller) vocabulary, saved in HF format: a model that reads
+    the fixture model's token ids as other text."""
+    from vlmalign.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
+    from vlmalign.models.tokenizer import train_word_tokenizer
+
+    tokenizer = train_word_tokenizer(["a red circle"], extra_words=["a", "red", "circle", "user", "assistant", ":"])
+    spec = TinyLlavaSpec(image_size=32, patch_size=8, vision_hidden=32, vision_layers=1, vision_heads=2,
+                         text_hidden=32, text_layers=2, text_heads=2, max_positions=128)
+    model, processor = build_tiny_llava(spec, tokenizer, seed=0)
+    path = tmp_path_factory.mktemp("other_tokenizer")
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path

@@ -16,8 +16,10 @@ from vlmalign.utils.instantiate import build
 
 GROUPS = ["model", "data", "objective", "reference", "corruption", "base", "optimizer", "scheduler", "trainer",
           "strategy", "logger",
-          "callbacks", "eval", "paths", "experiment", "hparams_search"]
-DATA_OBJECTIVE = {"shapes": "sft", "shapes_nsft": "nsft", "shapes_claims": "sft", "shapes_unpaired": "kto"}
+          "callbacks", "eval", "paths", "experiment", "hparams_search", "rollout", "reward"]
+DATA_OBJECTIVE = {"shapes": "sft", "shapes_nsft": "nsft", "shapes_claims": "sft", "shapes_unpaired": "kto",
+                  "shapes_prompts": "grpo"}
+PROMPT_DATA = ("shapes_prompts",)  # prompts only: online RL samples the responses
 # data options that read a file the user names (the required key): built on fixtures in their own tests
 USER_FILE_DATA = {**dict.fromkeys(("rlaif_v", "vlfeedback", "mdpo_json", "trl_preference", "llava_sft",
                                    "local_preference", "kto_unpaired", "trl_unpaired"), "train_file"),
@@ -60,10 +62,11 @@ def test_every_buildable_option_instantiates(tmp_path, cache_dir, processor, tin
         objective = [f"objective={DATA_OBJECTIVE[option]}"] if option in DATA_OBJECTIVE else []
         cfg = compose_train([f"data={option}", *objective], tmp_path, cache_dir)
         views = build(cfg.objective, "objective").views
-        assert build(cfg.data, "data", processor=processor, views=views).train_set[0].prompt_ids
+        example = build(cfg.data, "data", processor=processor, views=views).train_set[0]
+        assert example.prompt if option in PROMPT_DATA else example.prompt_ids
     for option in group_options("objective"):
         assert build(compose_train([f"objective={option}"], tmp_path, cache_dir).objective, "objective").views
-    for group in ("reference", "optimizer", "scheduler", "eval", "corruption"):
+    for group in ("reference", "optimizer", "scheduler", "eval", "corruption", "rollout"):
         for option in group_options(group):
             assert build(compose_train([f"{group}={option}"], tmp_path, cache_dir)[group], group) is not None
     for option in group_options("logger"):

@@ -27,13 +27,15 @@ REFERENCE_SETUP = {
 # The groups not covered by the objective and reference tests below: each of their options passes with the
 # defaults, except these data options, which hold other examples than mDPO's and need a matching objective.
 GROUPS = ["model", "world", "data", "corruption", "base", "optimizer", "scheduler", "trainer", "strategy", "logger",
-          "callbacks", "eval", "paths", "experiment", "hparams_search"]
+          "callbacks", "eval", "paths", "experiment", "hparams_search", "rollout"]
+REWARDS = ["reward"]  # options that name a trained reward model: validated in tests/test_online_rl_config.py
 OTHER_APPS = ["benchmark", "labeler", "splitter"]  # groups of conf/evaluate.yaml and conf/rlaifv.yaml, not train.yaml
 NESTED = ["captions"]  # groups a data option pulls in (conf/data/synth2_mix.yaml), built in tests/synth2
 SYNTH2 = ["data=synth2_mix", "data.generator_path=generator"]
 PAIRED = {("data", "shapes"): ["objective=sft"], ("data", "shapes_nsft"): ["objective=nsft"],
           ("data", "shapes_claims"): ["objective=sft"], ("data", "rlaifv_pairs"): ["data.pairs_file=pairs.jsonl"],
-          ("data", "shapes_unpaired"): ["objective=kto"],
+          ("data", "shapes_unpaired"): ["objective=kto"], ("data", "shapes_prompts"): ["objective=grpo"],
+          ("rollout", "default"): ["objective=grpo"],
           **{("data", d): ["objective=kto", "data.train_file=train.json"] for d in ("kto_unpaired", "trl_unpaired")},
           ("data", "llava_sft"): ["objective=sft", "data.train_file=train.json"],
           ("data", "synth2_mix"): ["objective=synth2", "data.generator_path=generator"],
@@ -81,7 +83,7 @@ def test_every_reference_passes_with_an_objective_it_serves():
 
 def test_every_option_of_every_group_passes_with_the_defaults():
     groups = sorted(p.name for p in CONF.iterdir() if p.is_dir())
-    assert sorted([*GROUPS, *OTHER_APPS, *NESTED, "objective", "reference", "hydra"]) == groups, \
+    assert sorted([*GROUPS, *OTHER_APPS, *NESTED, *REWARDS, "objective", "reference", "hydra"]) == groups, \
         "a new config group: add it to GROUPS"
     for group in GROUPS:
         for option in group_options(group):

@@ -14,11 +14,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from vlmalign.distributed import run as distributed
 from vlmalign.eval.samples_table import log_samples_table
-from vlmalign.module import AlignmentModule
+from vlmalign.models.reward_model import RewardModel, save_reward_model
+from vlmalign.module import AlignmentModule, TrainingModule
 from vlmalign.optim import build_optimizer_factory
 from vlmalign.reliability.checkpoint_io import AtomicCheckpointIO, CheckpointError, checkpoint_problem
 from vlmalign.reliability.resume import find_resume_checkpoint, record_identity
 from vlmalign.reliability.run_state import RunStateCallback
+from vlmalign.rl.online_module import OnlineRLModule
+from vlmalign.rl.reward_module import RewardModelModule, reward_term
 from vlmalign.utils.files import atomic_directory
 from vlmalign.utils.instantiate import build
 from vlmalign.utils.reporting import print_metrics_table, write_results
@@ -52,7 +55,8 @@ def warn_unused_reference(cfg: DictConfig, objective) -> str | None:
     """A warning (logged and returned) when the objective reads no reference policy but ``reference`` is a strategy
     that builds one (SimPO, ORPO, SFT with the default reference=frozen): a second model or a cache pass for nothing."""
     target = OmegaConf.select(cfg, "reference._target_", default=None)
-    if objective.needs_reference or objective.token_kl_views or not target or target.endswith(".NoReference"):
+    if (objective.needs_reference or objective.token_kl_views or objective.reads_rewards or not target
+            or target.endswith(".NoReference")):  # a reward-model run builds no reference at all
         return None
     message = (f"objective terms {list(objective.terms)} read no reference policy, but reference._target_={target} "
                "will build one (a frozen copy or a cached pass over the data) that nothing reads; pass reference=none")
@@ -95,17 +99,13 @@ class TrainingJob:
         if hasattr(datamodule, "prepare_from_policy"):  # data made from the starting policy's own outputs
             with distributed.before_fit(backbone):
                 datamodule.prepare_from_policy(backbone)
+        if objective.reads_rewards:  # reward-label noise: the training pairs, flipped before anything memoises them
+            term = reward_term(objective)
+            datamodule.flip_train_pairs(term.label_noise, term.label_noise_seed)
         if cfg.performance.encode_once:
             datamodule.encode_once()
-        module = AlignmentModule(
-            backbone,
-            objective,
-            optimizer=build_optimizer_factory(cfg.optimizer),
-            scheduler=build(cfg.scheduler, "scheduler"),
-            reference=build(cfg.reference, "reference"),
-            share_prefix=cfg.performance.share_prefix,
-        )
-        shapes_eval = evaluates_the_shapes_world(cfg)
+        module = build_module(cfg, backbone, objective)
+        shapes_eval = evaluates_the_shapes_world(cfg) and not objective.reads_rewards  # a reward model has no captions
         evaluator = build(cfg.eval, "eval") if shapes_eval else None
         callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.callbacks or {}).items()
                      if node and (shapes_eval or name != "hallucination_eval")]
@@ -115,11 +115,16 @@ class TrainingJob:
         loggers = [build(node, f"logger.{name}") for name, node in (cfg.logger or {}).items() if node]
         if not loggers:  # Lightning refuses a LearningRateMonitor without a logger; with none it has nowhere to write
             callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
+        # The online trainer clips its own gradients (manual optimisation): the trainer's clip value moved into it.
+        clipping = {"gradient_clip_val": None} if objective.online else {}
         trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
-                        plugins=distributed.checkpoint_plugins(cfg, [AtomicCheckpointIO()]))
+                        plugins=distributed.checkpoint_plugins(cfg, [AtomicCheckpointIO()]), **clipping)
         for logger in loggers:
             logger.log_hyperparams(redact_secrets(OmegaConf.to_container(cfg, resolve=True)))
 
+        if isinstance(module, OnlineRLModule):  # the contrastive baseline's offline pass, from the starting policy
+            with distributed.before_fit(backbone):
+                module.prepare_rewards(datamodule)
         module.reference.prepare(datamodule, objective.views, device=trainer.strategy.root_device)
 
         columns: dict[str, dict[str, float]] = {}
@@ -132,7 +137,10 @@ class TrainingJob:
         distributed.after_fit(trainer, backbone)  # ZeRO-3: shards gathered back into an ordinary model
 
         with atomic_directory(output_dir / "model") as scratch:  # replaced whole, never half-written
-            backbone.save_pretrained(scratch, merge_lora=cfg.export.merge_lora)
+            if isinstance(module, RewardModelModule):  # the backbone and its head (reward=model loads it by path)
+                save_reward_model(module.reward_model, scratch)
+            else:
+                backbone.save_pretrained(scratch, merge_lora=cfg.export.merge_lora)
         samples: list[dict] = []
         metrics: dict[str, float] = {}
         if evaluator is not None:
@@ -150,6 +158,23 @@ class TrainingJob:
             print_metrics_table(columns, title=f"{cfg.task_name}: {evaluator.num_scenes} held-out scenes")
         log.info("results written to %s (%.0f s)", output_dir, metrics["time/total_s"])
         return metrics
+
+
+def build_module(cfg: DictConfig, backbone, objective) -> TrainingModule:
+    """The LightningModule that trains ``objective``: a reward model's (``objective=reward_model``: the backbone plus
+    a scalar head, no reference), the online trainer (``objective=grpo``, ``rloo``, ``reinforce_pp``: rollouts,
+    ``reward`` and ``rollout`` from config) or the AlignmentModule of every other objective."""
+    optimizer, scheduler = build_optimizer_factory(cfg.optimizer), build(cfg.scheduler, "scheduler")
+    if objective.reads_rewards:
+        return RewardModelModule(RewardModel(backbone, seed=cfg.seed), objective, optimizer, scheduler)
+    reference = build(cfg.reference, "reference")
+    if objective.online:
+        return OnlineRLModule(backbone, objective, build(cfg.reward, "reward"), build(cfg.rollout, "rollout"),
+                              optimizer, scheduler, reference, share_prefix=cfg.performance.share_prefix,
+                              max_grad_norm=OmegaConf.select(cfg, "trainer.gradient_clip_val"),
+                              rollout_log=Path(cfg.paths.output_dir) / "rollouts.jsonl")
+    return AlignmentModule(backbone, objective, optimizer=optimizer, scheduler=scheduler, reference=reference,
+                           share_prefix=cfg.performance.share_prefix)
 
 
 def evaluates_the_shapes_world(cfg: DictConfig) -> bool:

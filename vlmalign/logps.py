@@ -46,3 +46,24 @@ class RouterLogits(NamedTuple):
     layers: tuple[Tensor, ...]
     token_mask: Tensor
     top_k: int
+
+
+class RolloutTokens(NamedTuple):
+    """Per-token statistics of one rollout batch of sampled responses, each (B, L): the responses left-aligned,
+    L the longest, ``mask`` True on real tokens (``ResponseStates.per_position``'s layout). What the online
+    policy-gradient term reads (``vlmalign.objectives.policy_gradient``).
+
+    ``logps``: log π(y_t) under the policy being optimised (with gradients); ``old_logps``: under the policy that
+    sampled them (fixed for the PPO epochs of one rollout batch); ``ref_logps``: under the reference policy, present
+    when a per-token KL is needed; ``advantages``: per token, computed once per rollout batch. With a value head
+    (PPO): ``values`` V(s_t) now (with gradients), ``old_values`` when the batch was scored, ``returns`` the
+    regression targets (GAE's λ-returns)."""
+
+    logps: Tensor
+    old_logps: Tensor
+    ref_logps: Tensor | None
+    advantages: Tensor
+    mask: Tensor
+    values: Tensor | None = None
+    old_values: Tensor | None = None
+    returns: Tensor | None = None

@@ -26,7 +26,47 @@ from vlmalign.objectives.base import Objective, ObjectiveOutput
 from vlmalign.reference.base import NoReference, ReferencePolicy
 
 
-class AlignmentModule(pl.LightningModule):
+class TrainingModule(pl.LightningModule):
+    """What every vlmalign LightningModule shares: ``step(batch) -> ObjectiveOutput`` is trained on and logged as
+    ``{stage}/loss`` and ``{stage}/<metric>``; the optimizer and scheduler come from their config factories and
+    train every parameter that requires a gradient. ``AlignmentModule`` below; the reward model's and the online-RL
+    modules in ``vlmalign/rl/``."""
+
+    def __init__(self, optimizer: Callable[..., torch.optim.Optimizer],
+                 scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None) -> None:
+        super().__init__()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+
+    def step(self, batch: dict) -> ObjectiveOutput:  # pragma: no cover
+        raise NotImplementedError
+
+    def _log_output(self, stage: str, out: ObjectiveOutput, batch_size: int) -> None:
+        on_step = stage == "train"
+        # Epoch-level (validation) values are averaged over ranks; without it each rank logs its own shard's mean.
+        sync = dict(on_step=on_step, on_epoch=not on_step, batch_size=batch_size, sync_dist=not on_step)
+        self.log(f"{stage}/loss", out.loss.detach(), prog_bar=True, **sync)
+        self.log_dict({f"{stage}/{k}": v for k, v in out.metrics.items()}, **sync)
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        out = self.step(batch)
+        self._log_output("train", out, len(batch["sample_ids"]))
+        return out.loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._log_output("val", self.step(batch), len(batch["sample_ids"]))
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer=optimizer, num_training_steps=total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class AlignmentModule(TrainingModule):
     def __init__(
         self,
         backbone: VisionLanguageBackbone,
@@ -36,14 +76,12 @@ class AlignmentModule(pl.LightningModule):
         reference: ReferencePolicy | None = None,
         share_prefix: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer, scheduler)
         self.share_prefix = share_prefix  # see view_states; the reference's forwards follow the same setting
         # from_pretrained returns a model in eval mode and Lightning (>= 2.3) keeps each module's mode, so
         # the policy must be switched to train mode here or dropout would silently stay off.
         self.backbone = backbone.train()
         self.objective = objective
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
         self.reference = reference if reference is not None else NoReference()
         self.reference.check_serves(objective)  # fail now, not after setup and a first evaluation
         self.reference.setup(self)
@@ -63,27 +101,3 @@ class AlignmentModule(pl.LightningModule):
             for view in objective.token_kl_views:
                 logps[view] = logps[view]._replace(kl=response_token_kl(states[view], ref_states[view]))
         return objective(logps, ref, router)
-
-    def _log_output(self, stage: str, out: ObjectiveOutput, batch_size: int) -> None:
-        on_step = stage == "train"
-        # Epoch-level (validation) values are averaged over ranks; without it each rank logs its own shard's mean.
-        sync = dict(on_step=on_step, on_epoch=not on_step, batch_size=batch_size, sync_dist=not on_step)
-        self.log(f"{stage}/loss", out.loss.detach(), prog_bar=True, **sync)
-        self.log_dict({f"{stage}/{k}": v for k, v in out.metrics.items()}, **sync)
-
-    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        out = self.step(batch)
-        self._log_output("train", out, len(batch["sample_ids"]))
-        return out.loss
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._log_output("val", self.step(batch), len(batch["sample_ids"]))
-
-    def configure_optimizers(self):
-        params = [p for p in self.backbone.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(params)
-        if self.scheduler_factory is None:
-            return optimizer
-        total_steps = int(self.trainer.estimated_stepping_batches)
-        scheduler = self.scheduler_factory(optimizer=optimizer, num_training_steps=total_steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -25,11 +25,20 @@ from vlmalign.data.collate import VIEWS as VIEW_SOURCES
 from vlmalign.data.datamodule import TASK_VIEWS
 from vlmalign.data.file_reading import read_files
 from vlmalign.data.shapes.world import world_spec
+from vlmalign.data.shapes_prompts import group_problem
 from vlmalign.data.shapes_sft import SHARES, mixture_problems
 from vlmalign.distributed.checks import deepspeed_problems
 from vlmalign.errors import ConfigError, VlmalignError
+from vlmalign.models.reward_model import reward_model_identity
 from vlmalign.objectives.base import Objective
-from vlmalign.reference import FrozenCopyReference, LoraDisabledReference, NoReference, ReferencePolicy
+from vlmalign.reference import (
+    FrozenCopyReference,
+    LoraDisabledReference,
+    NoReference,
+    PrecomputedReference,
+    ReferencePolicy,
+)
+from vlmalign.reference.base import MODEL_BACKED
 from vlmalign.reference.lora_disabled import NEEDS_LORA
 
 _ABSENT = object()
@@ -40,7 +49,7 @@ def validate_run_config(cfg: DictConfig, objective: Objective, read_data: bool =
     ``read_data``: also read a file dataset's rows and images (``False``: the config alone, no file opened)."""
     problems: list[str] = []
     checks = [_check_reference, _check_views, _check_image_sizes, _check_world, _check_task_mixture, _check_strategy,
-              _check_trainer_and_batch, _check_optimizer_and_scheduler]
+              _check_trainer_and_batch, _check_optimizer_and_scheduler, _check_online_rl]
     for check in [*checks, _check_data_files] if read_data else checks:
         try:
             problems.extend(check(cfg, objective))
@@ -274,3 +283,47 @@ def _check_data_files(cfg: DictConfig, objective: Objective) -> list[str]:
     except VlmalignError as error:
         return [str(error)]
     return []
+
+
+def _check_online_rl(cfg: DictConfig, objective: Objective) -> list[str]:
+    """Check 9: an online objective (objective=grpo, rloo, reinforce_pp, ppo) has a sampler and a reward, groups that
+    divide the batch and a reference that can serve it; a reward model given by path is one; k >= 1 for the
+    contrastive baseline. All before any rollout (the reward model's family and tokenizer are checked against the
+    policy when the online trainer is built, still before any rollout)."""
+    if not objective.online:
+        return []
+    problems = []
+    for group, example in (("rollout", "rollout=default"), ("reward", "reward=scene")):
+        if not isinstance(_get(cfg, group), DictConfig):
+            problems.append(f"objective terms {list(objective.terms)} learn from the policy's own samples but no "
+                            f"{group} is configured; add {example}")
+    group_size = _get(cfg, "rollout.group_size")
+    batch_size = _get(cfg, "data.batch_size")
+    if group_size is not _ABSENT and batch_size is not _ABSENT:
+        problem = group_problem(batch_size, group_size, "rollout.group_size")
+        if problem:
+            problems.append(problem)
+    cls, _ = _reference_class(cfg)
+    if cls is not None and issubclass(cls, PrecomputedReference):
+        problems.append("reference=precomputed caches log-probs of a dataset's responses before training, but online "
+                        f"RL trains on responses sampled during training; choose {MODEL_BACKED} (or reference=none "
+                        "with kl_coef=0)")
+    k = _get(cfg, "reward.k")
+    if k is not _ABSENT and not (_is_int(k) and k >= 1):
+        problems.append(f"reward.k={k!r} must be an integer >= 1: the contrastive baseline is the mean reward of k "
+                        "samples of the SFT policy per prompt")
+    for node in ("reward", "reward.base"):  # a reward model, plain or under the contrastive baseline
+        if _get(cfg, f"{node}._target_") != MODEL_REWARD:
+            continue
+        path = _get(cfg, f"{node}.path")
+        if path in (_ABSENT, None, ""):
+            problems.append(f"the reward model needs {node}.path: the model/ folder of an objective=reward_model run")
+            continue
+        try:
+            reward_model_identity(path)
+        except ConfigError as error:
+            problems.append(str(error))
+    return problems
+
+
+MODEL_REWARD = "vlmalign.rl.rewards.ModelReward"

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vlmalign.data.encoded_once import EncodedOnce
+from vlmalign.data.label_noise import FlippedPairs
 from vlmalign.data.length_grouping import example_lengths
 from vlmalign.data.sampling import ResumableDataLoader, ResumableShuffleSampler
 
@@ -26,6 +27,13 @@ class SplitDataModule(pl.LightningDataModule):
     def encode_once(self) -> None:
         """Memoise the train and val examples (``vlmalign.data.encoded_once``); call after the splits are final."""
         self.train_set, self.val_set = EncodedOnce(self.train_set), EncodedOnce(self.val_set)
+
+    def flip_train_pairs(self, fraction: float, seed: int = 0) -> None:
+        """Mislabel exactly round(fraction · N) of the N training pairs (``vlmalign.data.label_noise``: reward-label
+        noise for a reward model); validation pairs stay true. Call before ``encode_once``."""
+        if fraction:
+            self.train_set = FlippedPairs(self.train_set, fraction, seed)
+            self._description = {**self._description, "label_noise": {"fraction": fraction, "seed": seed}}
 
     def identity(self) -> dict:
         """Everything that fixes the examples' texts and images (reference-cache fingerprint)."""

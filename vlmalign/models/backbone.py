@@ -146,16 +146,28 @@ class VisionLanguageBackbone(nn.Module):
             return {"token_type_ids": suffix.long()}
         return {}
 
+    def hidden_states(
+        self, input_ids: Tensor, attention_mask: Tensor, labels: Tensor | None, image_features: list[Tensor]
+    ) -> Tensor:
+        """(B, T, H) last hidden states of the language model, before the output head; row i of the batch uses
+        ``image_features[i]`` for its image placeholders (``labels`` only mark the answer for PaliGemma)."""
+        return self.core.model(
+            input_ids=input_ids, attention_mask=attention_mask,
+            mm_encoder_outputs=self._encoder_outputs(image_features),
+            **self._text_inputs(input_ids, labels, image_features),
+        ).last_hidden_state
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the language model's hidden states (what the output head, or a reward head, reads)."""
+        return self.core.get_output_embeddings().in_features
+
     def response_states(
         self, input_ids: Tensor, attention_mask: Tensor, labels: Tensor, image_features: list[Tensor]
     ) -> ResponseStates:
         """Hidden states at the response positions (and the head that projects them); row i of the batch
         uses ``image_features[i]`` for its image placeholders."""
-        hidden = self.core.model(
-            input_ids=input_ids, attention_mask=attention_mask,
-            mm_encoder_outputs=self._encoder_outputs(image_features),
-            **self._text_inputs(input_ids, labels, image_features),
-        ).last_hidden_state
+        hidden = self.hidden_states(input_ids, attention_mask, labels, image_features)
         return response_states(hidden, labels, head=self.core.get_output_embeddings())
 
     @property

@@ -1,4 +1,5 @@
-"""Batched generation (left-padded prompts, one image each): greedy for evaluation, sampled for RLAIF-V."""
+"""Batched generation with the KV cache (left-padded prompts, one image each): greedy for evaluation, sampled text
+for RLAIF-V, sampled token ids for online RL's rollouts."""
 
 from __future__ import annotations
 
@@ -25,17 +26,17 @@ def encode_prompt_batch(encoder: SequenceEncoder, images: Sequence[Image.Image],
 
 
 @torch.no_grad()
-def _generate(backbone: VisionLanguageBackbone, images: Sequence[Image.Image], prompts: Sequence[str],
-              batch_size: int, seed: int | None = None, **generate_kwargs) -> list[str]:
-    """Decoded new text of every returned sequence, in input order (``num_return_sequences`` per prompt,
-    consecutive). With ``seed``, batch b samples from a generator seeded by (seed, b), so a rerun, or a
-    resumed run, gives the same text whatever ran before it in the process."""
+def _generate_ids(backbone: VisionLanguageBackbone, images: Sequence[Image.Image], prompts: Sequence[str],
+                  batch_size: int, seed: int | None = None, **generate_kwargs) -> list[torch.Tensor]:
+    """New token ids of every returned sequence (padded after its EOS), in input order (``num_return_sequences``
+    per prompt, consecutive). With ``seed``, batch b samples from a generator seeded by (seed, b), so a rerun, or a
+    resumed run, gives the same tokens whatever ran before it in the process."""
     encoder = SequenceEncoder(backbone.processor, max_length=10**6)
     tokenizer = backbone.processor.tokenizer
     parameter = next(backbone.parameters())
     was_training = backbone.training
     backbone.eval()
-    responses: list[str] = []
+    sequences: list[torch.Tensor] = []
     try:
         for batch, start in enumerate(range(0, len(prompts), batch_size)):
             inputs = encode_prompt_batch(encoder, images[start : start + batch_size],
@@ -51,10 +52,18 @@ def _generate(backbone: VisionLanguageBackbone, images: Sequence[Image.Image], p
                 eos_token_id=tokenizer.eos_token_id,
                 **generate_kwargs,
             )
-            responses.extend(t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+            sequences.extend(new_tokens)
     finally:
         backbone.train(was_training)
-    return responses
+    return sequences
+
+
+def _generate(backbone: VisionLanguageBackbone, images: Sequence[Image.Image], prompts: Sequence[str],
+              batch_size: int, seed: int | None = None, **generate_kwargs) -> list[str]:
+    """Decoded new text of every returned sequence, in input order (``_generate_ids``)."""
+    sequences = _generate_ids(backbone, images, prompts, batch_size, seed, **generate_kwargs)
+    tokenizer = backbone.processor.tokenizer
+    return [t.strip() for t in tokenizer.batch_decode(sequences, skip_special_tokens=True)] if sequences else []
 
 
 def generate_responses(
@@ -80,9 +89,45 @@ def sample_responses(
 ) -> list[list[str]]:
     """``num_samples`` responses per prompt at ``temperature`` (RLAIF-V samples at T = 0.7), reproducible by
     ``seed``: one list per prompt, in input order."""
-    if num_samples < 1 or temperature <= 0:
-        raise ValueError(f"num_samples={num_samples} must be >= 1 and temperature={temperature} > 0")
-    per_batch = max(1, batch_size // num_samples)  # batch_size counts returned sequences
-    flat = _generate(backbone, images, prompts, per_batch, seed=seed, max_new_tokens=max_new_tokens, do_sample=True,
-                     temperature=temperature, top_k=0, top_p=1.0, num_return_sequences=num_samples)
+    flat = _generate(backbone, images, prompts, **_sampling(num_samples, temperature, 1.0, max_new_tokens, seed,
+                                                               batch_size))
     return [flat[i : i + num_samples] for i in range(0, len(flat), num_samples)]
+
+
+def _sampling(num_samples: int, temperature: float, top_p: float, max_new_tokens: int, seed: int,
+              batch_size: int) -> dict:
+    """``_generate``'s arguments for ``num_samples`` draws per prompt at ``temperature`` with nucleus ``top_p``
+    (no top-k cut), checked."""
+    if num_samples < 1 or temperature <= 0 or not 0 < top_p <= 1 or max_new_tokens < 1:
+        raise ValueError(f"num_samples={num_samples} and max_new_tokens={max_new_tokens} must be >= 1, "
+                         f"temperature={temperature} > 0 and top_p={top_p} in (0, 1]")
+    return dict(batch_size=max(1, batch_size // num_samples),  # batch_size counts returned sequences
+                seed=seed, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature, top_k=0,
+                top_p=top_p, num_return_sequences=num_samples)
+
+
+def sample_token_ids(
+    backbone: VisionLanguageBackbone,
+    images: Sequence[Image.Image],
+    prompts: Sequence[str],
+    num_samples: int,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    seed: int,
+    batch_size: int = 64,
+) -> list[list[int]]:
+    """``num_samples`` sampled responses per prompt as token ids (online RL's rollouts), the samples of a prompt
+    consecutive, in input order. A response runs up to and including its first EOS, or is all ``max_new_tokens``
+    tokens when it never stops (cut off: no EOS). Reproducible by ``seed`` as ``sample_responses``.
+
+    The image placeholder token is never sampled: a response holding one would, once trained on, hand the model
+    one more image token than the image has features ("image features and image tokens do not match"); a small
+    or early policy does sample it (seen on the tiny model)."""
+    eos = backbone.processor.tokenizer.eos_token_id
+    responses = []
+    settings = _sampling(num_samples, temperature, top_p, max_new_tokens, seed, batch_size)
+    for tokens in _generate_ids(backbone, images, prompts, suppress_tokens=[backbone.image_token_id], **settings):
+        ids = tokens.tolist()
+        responses.append(ids[: ids.index(eos) + 1] if eos in ids else ids)
+    return responses

@@ -66,6 +66,21 @@ class ResponseStates:
         """Number of labelled tokens per sequence (B,)."""
         return self.per_sequence(torch.ones_like(self.batch_index))
 
+    def per_position(self, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-row ``values`` (N,) laid out as (B, L) per sequence and response position, L the longest response,
+        left-aligned, and the (B, L) mask of real entries: the token layout of the online-RL maths
+        (``vlmalign.objectives.functional_rl``). Rows are in (sequence, position) order, so a row's position is its
+        offset from its sequence's first row."""
+        counts = self.counts()
+        starts = torch.cumsum(counts, 0) - counts
+        position = torch.arange(values.shape[0], device=values.device) - starts[self.batch_index]
+        width = int(counts.max()) if counts.numel() else 0
+        out = values.new_zeros(self.batch_size, width)
+        mask = torch.zeros(self.batch_size, width, dtype=torch.bool, device=values.device)
+        out = out.index_put((self.batch_index, position), values)
+        mask[self.batch_index, position] = True
+        return out, mask
+
 
 def response_states(hidden: Tensor, labels: Tensor, head: Head | None = None) -> ResponseStates:
     """Select the rows of ``hidden`` that predict a labelled token (the masking and the causal shift).
@@ -90,16 +105,21 @@ def _chunked(total: int, chunk_size: int, per_chunk: Callable[[int, int], Tensor
     return torch.cat(pieces) if pieces else like.new_zeros(0, dtype=torch.float32)
 
 
-def states_logps(states: ResponseStates, chunk_size: int = 4096) -> ResponseLogProbs:
-    """Summed log-probs of the labelled tokens of each sequence, and their number."""
+def states_token_logps(states: ResponseStates, chunk_size: int = 4096) -> Tensor:
+    """log π(y_t | m, x, y_<t) of every labelled token, (N,) in the states' row order: what online RL's per-token
+    ratios and KL estimates read (``ResponseStates.per_position`` lays them out per sequence)."""
 
     def token_logps(start: int, stop: int) -> Tensor:
         logits = states.logits(start, stop)
         target_logit = logits.gather(-1, states.targets[start:stop, None]).squeeze(-1)
         return target_logit - torch.logsumexp(logits, dim=-1)
 
-    token_logps_all = _chunked(states.rows.shape[0], chunk_size, token_logps, states.rows)
-    return ResponseLogProbs(states.per_sequence(token_logps_all), states.counts())
+    return _chunked(states.rows.shape[0], chunk_size, token_logps, states.rows)
+
+
+def states_logps(states: ResponseStates, chunk_size: int = 4096) -> ResponseLogProbs:
+    """Summed log-probs of the labelled tokens of each sequence, and their number."""
+    return ResponseLogProbs(states.per_sequence(states_token_logps(states, chunk_size)), states.counts())
 
 
 def response_logps(

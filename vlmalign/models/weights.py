@@ -1,11 +1,14 @@
-"""A model's identity by its weights: what fixes every cache computed from a policy (reference log-probs,
-on-policy pairs) and what a Synth² generator checks its vision tower against."""
+"""A model's identity by its weights and its tokenizer: what fixes every cache computed from a policy (reference
+log-probs, on-policy pairs), what a Synth² generator checks its vision tower against and what a reward model is
+checked against before it scores a policy's token ids."""
 
 from __future__ import annotations
 
 import hashlib
 
 import torch
+
+from vlmalign.utils.files import fingerprint
 
 
 def weights_digest(module: torch.nn.Module) -> str:
@@ -15,3 +18,9 @@ def weights_digest(module: torch.nn.Module) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def tokenizer_digest(tokenizer) -> str:
+    """Fingerprint of a tokenizer's vocabulary and chat template: two models whose digests agree read the same
+    token ids as the same text."""
+    return fingerprint([sorted(tokenizer.get_vocab().items()), getattr(tokenizer, "chat_template", None)])

@@ -11,11 +11,13 @@ from vlmalign.objectives.kto import KTOPairTerm, KTOTerm
 from vlmalign.objectives.load_balancing import LoadBalancingTerm
 from vlmalign.objectives.nsft import NegativeSFTTerm
 from vlmalign.objectives.orpo import ORPOTerm
+from vlmalign.objectives.policy_gradient import PolicyGradientTerm
+from vlmalign.objectives.reward_model import BradleyTerryTerm
 from vlmalign.objectives.sft import SFTTerm
 from vlmalign.objectives.simpo import SimPOTerm
 from vlmalign.objectives.synth2 import Synth2CaptioningTerm
 
-__all__ = ["AnchorTerm", "BCOTerm", "ConditionalTerm", "DPOPositiveTerm", "DPOTerm", "HingeTerm", "IPOTerm",
-           "KTOPairTerm", "KTOTerm", "LengthNormalisedDPOTerm", "LoadBalancingTerm", "NegativeSFTTerm", "ORPOTerm",
-           "Objective", "ObjectiveOutput", "ObjectiveTerm", "SFTTerm", "SimPOTerm", "Synth2CaptioningTerm",
-           "TokenKLTerm"]
+__all__ = ["AnchorTerm", "BCOTerm", "BradleyTerryTerm", "ConditionalTerm", "DPOPositiveTerm", "DPOTerm", "HingeTerm",
+           "IPOTerm", "KTOPairTerm", "KTOTerm", "LengthNormalisedDPOTerm", "LoadBalancingTerm", "NegativeSFTTerm",
+           "ORPOTerm", "Objective", "ObjectiveOutput", "ObjectiveTerm", "PolicyGradientTerm", "SFTTerm", "SimPOTerm",
+           "Synth2CaptioningTerm", "TokenKLTerm"]

@@ -48,6 +48,11 @@ class ObjectiveTerm:
     needs_reference: ClassVar[bool] = False
     token_kl_views: ClassVar[tuple[str, ...]] = ()
     needs_router_logits: ClassVar[bool] = False
+    # Terms of the online-RL and reward-model runs, which train other LightningModules (vlmalign/rl/): ``online``
+    # learns from the policy's own samples (PolicyGradientTerm); ``reads_rewards`` scores a reward head's outputs,
+    # not log-probs (BradleyTerryTerm).
+    online: ClassVar[bool] = False
+    reads_rewards: ClassVar[bool] = False
 
     def __init__(self, weight: float = 1.0) -> None:
         self.weight = float(weight)
@@ -89,6 +94,26 @@ class Objective:
     @property
     def needs_router_logits(self) -> bool:
         return any(term.needs_router_logits for term in self.terms.values())
+
+    def only_term(self, kind: type, run: str):
+        """The objective's one term, which must be a ``kind``: a run whose module trains exactly one kind of term
+        (``run`` names it, e.g. "a reward-model run (objective=reward_model)"); a ConfigError naming the terms given
+        otherwise."""
+        terms = list(self.terms.values())
+        if len(terms) != 1 or not isinstance(terms[0], kind):
+            raise ConfigError(f"{run} takes exactly one {kind.__name__}, got terms "
+                              f"{ {name: type(term).__name__ for name, term in self.terms.items()} }")
+        return terms[0]
+
+    @property
+    def online(self) -> bool:
+        """Trained on the policy's own samples (vlmalign.rl.online_module), not on a dataset's responses."""
+        return any(term.online for term in self.terms.values())
+
+    @property
+    def reads_rewards(self) -> bool:
+        """Trains a reward model (vlmalign.rl.reward_module)."""
+        return any(term.reads_rewards for term in self.terms.values())
 
     def __call__(self, logps: LogProbs, ref: LogProbs | None = None,
                  router: RouterLogits | None = None) -> ObjectiveOutput:

@@ -14,15 +14,25 @@ def implicit_rewards(logps: LogProbs, ref: LogProbs, beta: float, views: tuple[s
     return {view: beta * (logps[view].sum - ref[view].sum).detach() for view in views}
 
 
+def reward_pair_metrics(winner_rewards: Tensor, loser_rewards: Tensor, winner: str = "chosen",
+                        loser: str = "rejected") -> dict[str, Tensor]:
+    """rewards/{chosen,rejected,margins,accuracies} of per-pair rewards (B,) each: an implicit reward's or a reward
+    model's scores (vlmalign/objectives/reward_model.py)."""
+    winner_rewards, loser_rewards = winner_rewards.detach(), loser_rewards.detach()
+    margin = winner_rewards - loser_rewards
+    return {
+        f"rewards/{winner}": winner_rewards.mean(),
+        f"rewards/{loser}": loser_rewards.mean(),
+        f"rewards/margins{'' if loser == 'rejected' else '_' + loser}": margin.mean(),
+        f"rewards/accuracies{'' if loser == 'rejected' else '_' + loser}": (margin > 0).float().mean(),
+    }
+
+
 def preference_metrics(logps: LogProbs, ref: LogProbs, beta: float, winner: str, loser: str) -> dict[str, Tensor]:
     """rewards/{chosen,rejected,margins,accuracies} and logps/* for one (winner, loser) pair of views."""
     rewards = implicit_rewards(logps, ref, beta, (winner, loser))
-    margin = rewards[winner] - rewards[loser]
     return {
-        f"rewards/{winner}": rewards[winner].mean(),
-        f"rewards/{loser}": rewards[loser].mean(),
-        f"rewards/margins{'' if loser == 'rejected' else '_' + loser}": margin.mean(),
-        f"rewards/accuracies{'' if loser == 'rejected' else '_' + loser}": (margin > 0).float().mean(),
+        **reward_pair_metrics(rewards[winner], rewards[loser], winner, loser),
         f"logps/{winner}": logps[winner].sum.detach().mean(),
         f"logps/{loser}": logps[loser].sum.detach().mean(),
     }

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from vlmalign.distributed.zero3 import gathered
 from vlmalign.errors import ConfigError
 from vlmalign.logps import ResponseLogProbs
-from vlmalign.models.weights import weights_digest
+from vlmalign.models.weights import tokenizer_digest, weights_digest
 from vlmalign.reference.base import ReferencePolicy, batch_device
 from vlmalign.reference.frozen import reference_view_logps
 from vlmalign.utils.files import digest_problem, fingerprint, locked, write_file_atomic
@@ -31,10 +31,6 @@ def _plain(value):
     if isinstance(value, (DictConfig, ListConfig)):
         return OmegaConf.to_container(value, resolve=True)
     raise TypeError(f"cannot fingerprint {type(value).__name__} in the reference-cache key")
-
-
-def tokenizer_digest(tokenizer) -> str:
-    return fingerprint([sorted(tokenizer.get_vocab().items()), getattr(tokenizer, "chat_template", None)])
 
 
 class PrecomputedReference(ReferencePolicy):
