@@ -144,6 +144,23 @@ def test_nsft_data_has_the_preference_pairs_plus_their_corrective_turns(tiny_par
     assert set(batch["views"]) == set(NSFT_VIEWS)
 
 
+def test_negatives_max_turns_keeps_the_first_corrective_turns(tiny_parts):
+    _, processor = tiny_parts
+    full, first = _shapes(processor, "nsft"), _shapes(processor, "nsft", negatives_max_turns=1)
+    encoder = first.encoder
+    several = 0
+    for index in range(len(first.train_set)):
+        scene, pair = first.train_set.pair_for(index)
+        turns = corrective_turns(scene, pair.rejected)
+        several += len(turns) > 1
+        expected = encoder.encode_dialogue("x", Image.new("RGB", (32, 32)), [(turns[0].question, turns[0].answer)], [])
+        assert first.train_set[index].dialogues["negatives"].labels == expected.labels
+        assert first.train_set[index].responses == full.train_set[index].responses  # the pairs are untouched
+    assert several, "the fixture should have dialogues of more than one turn, or the test shows nothing"
+    with pytest.raises(ConfigError, match="data.negatives_max_turns=0: expected null"):
+        _shapes(processor, "nsft", negatives_max_turns=0)
+
+
 def test_views_the_task_lacks_are_a_clear_error(tiny_parts):
     _, processor = tiny_parts
     with pytest.raises(ConfigError, match="negatives.*data=shapes_nsft"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from vlmalign.data.collate import MultiViewCollator
 from vlmalign.data.corruptions import ImageCorruption
 from vlmalign.data.encoding import SequenceEncoder
@@ -58,6 +60,7 @@ class ShapesDataModule(SplitDataModule):
         onpolicy_cache_dir: str | None = None,
         onpolicy_max_new_tokens: int = 48,
         negatives_files: dict | None = None,
+        negatives_max_turns: int | None = None,
         corruption: ImageCorruption | None = None,
         corruption_seed: int = 0,
         num_train_scenes: int = 8000,
@@ -107,7 +110,13 @@ class ShapesDataModule(SplitDataModule):
                 raise ConfigError(f"data: {error}") from error
             knobs = dict(error_mix=error_mix, plausibility=plausibility, num_errors=num_errors,
                          pair_kind="injected" if onpolicy else pair_kind, blank_images=blank_images)
-            pairs = ShapesNSFTDataset if task == "nsft" else ShapesPreferenceDataset
+            pairs = ShapesPreferenceDataset
+            if task == "nsft":
+                if negatives_max_turns is not None and not (isinstance(negatives_max_turns, int)
+                                                            and negatives_max_turns >= 1):
+                    raise ConfigError(f"data.negatives_max_turns={negatives_max_turns!r}: expected null (every "
+                                      "corrective turn) or an integer >= 1 (the first N turns of each dialogue)")
+                pairs = functools.partial(ShapesNSFTDataset, max_turns=negatives_max_turns)
             splits = {}
             for split, size in (("train", num_train_scenes), ("val", num_val_scenes)):
                 splits[split] = (NSFTJsonlDataset(self.encoder, files[split], world.image_size) if split in files
@@ -141,6 +150,8 @@ class ShapesDataModule(SplitDataModule):
                              "existence_confusable_negatives": existence_confusable_negatives,
                              "corruption": getattr(corruption, "name", None), "corruption_seed": corruption_seed,
                              **({"domain": domain} if domain is not None else {})}
+        if task == "nsft" and negatives_max_turns is not None:
+            self._description["negatives_max_turns"] = negatives_max_turns
         if files:  # the file, not the knobs, fixes the pairs and turns of those splits
             self._description["negatives_files"] = {split: {"path": str(files[split]), "sha256": splits[split].digest()}
                                                     for split in sorted(files)}

@@ -47,18 +47,28 @@ def nsft_text_length(encoder: SequenceEncoder, prompt: str, chosen: str, rejecte
 
 
 class ShapesNSFTDataset(ShapesPreferenceDataset):
-    """``ShapesPreferenceDataset``'s pair i plus the rule-built corrective turns for its rejected caption."""
+    """``ShapesPreferenceDataset``'s pair i plus the rule-built corrective turns for its rejected caption.
+
+    ``max_turns`` keeps the first N turns: with 1, every dialogue is one question about the image, the single-turn
+    form a base trained without multi-turn chat answers (docs/claims.md, the nSFT study)."""
+
+    def __init__(self, *args, max_turns: int | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_turns = max_turns
+
+    def turns(self, index: int) -> tuple:
+        scene, pair = self.pair_for(index)
+        return scene, pair, corrective_turns(scene, pair.rejected)[: self.max_turns]
 
     def text_length(self, index: int) -> int:
-        scene, pair = self.pair_for(index)
-        return nsft_text_length(self.encoder, pair.prompt, pair.chosen, pair.rejected,
-                                corrective_turns(scene, pair.rejected))
+        _, pair, turns = self.turns(index)
+        return nsft_text_length(self.encoder, pair.prompt, pair.chosen, pair.rejected, turns)
 
     def __getitem__(self, index: int) -> EncodedExample:
-        scene, pair = self.pair_for(index)
+        scene, pair, turns = self.turns(index)
         image = render_scene(scene, self.world.image_size)
         return encode_nsft_example(self.encoder, scene.image_id, image, pair.prompt, pair.chosen, pair.rejected,
-                                   corrective_turns(scene, pair.rejected), {"errors": pair.errors})
+                                   turns, {"errors": pair.errors})
 
 
 class NSFTJsonlDataset(Dataset):
