@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from vlmalign.report.runs import ReportError, Run, find_runs
-from vlmalign.report.table import Row, parse_override
+from vlmalign.report.table import Row, parse_override, span_seconds
 
 REPRODUCED, PARTLY, INCONCLUSIVE, REVERSED, NOT_REPRODUCED = (
     "reproduced", "partly reproduced", "inconclusive", "reversed", "not reproduced")
@@ -77,7 +76,7 @@ class Study:
                      for label, picks in self.arms.items()}
         parts = {part: [r for r in runs if r.path.relative_to(folder).parts[:1] == (part,)]
                  for part in self.parts} if self.parts else {"": runs}
-        self.wall_s = {part: wall for part, members in parts.items() if (wall := _study_wall_s(members)) is not None}
+        self.wall_s = {part: wall for part, members in parts.items() if (wall := span_seconds(members)) is not None}
         starts = [r.span[0] for r in runs if r.span]
         self.ran_on = min(starts)[:10] if starts else ""
 
@@ -101,15 +100,6 @@ def _matches(run: Run, picks: dict[str, str], study_folder: Path) -> bool:
     if FOLDER in picks and run.path.relative_to(study_folder).parts[0] != picks[FOLDER]:
         return False
     return all(overrides.get(key) == str(value) for key, value in picks.items() if key != FOLDER)
-
-
-def _study_wall_s(runs: list[Run]) -> float | None:
-    """The study's wall time: its first run's start to its last run's end (members run side by side)."""
-    spans = [r.span for r in runs if r.span]
-    if not spans:
-        return None
-    start = min(datetime.fromisoformat(s) for s, _ in spans)
-    return (max(datetime.fromisoformat(e) for _, e in spans) - start).total_seconds()
 
 
 @dataclass

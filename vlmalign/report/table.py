@@ -179,17 +179,25 @@ def build_table(runs: list[Run], metrics: tuple[str, ...] | list[str] | None = N
     return Table(keys, ordered, metrics, list(baselines or []), _notes(runs))
 
 
-def _span(members: list[Run]) -> str:
-    """The sweep's own wall time: first member's start to last member's end (parallel members overlap)."""
+def span_seconds(members: list[Run]) -> float | None:
+    """Wall time of a group of runs: the first start to the last end (parallel members overlap); None when no run
+    recorded both or a time cannot be read."""
     spans = [r.span for r in members if r.span]
     if not spans:
-        return ""
+        return None
     try:
         start = min(datetime.fromisoformat(s) for s, _ in spans)
         end = max(datetime.fromisoformat(e) for _, e in spans)
     except ValueError:
+        return None
+    return (end - start).total_seconds()
+
+
+def _span(members: list[Run]) -> str:
+    seconds = span_seconds(members)
+    if seconds is None:
         return ""
-    return f"; the sweep took {format_duration((end - start).total_seconds())} from the first start to the last end"
+    return f"; the sweep took {format_duration(seconds)} from the first start to the last end"
 
 
 def format_duration(seconds: float) -> str:
