@@ -239,6 +239,12 @@ def test_several_problems_are_reported_together():
         assert sum(text in bullet for bullet in bullets) == 1, text
 
 
+def test_negatives_max_turns_is_checked_before_anything_is_built():
+    with raises("data.negatives_max_turns=0: expected null (every corrective turn) or an integer >= 1"):
+        validate(["data=shapes_nsft", "objective=nsft", "reference=none", "data.negatives_max_turns=0"])
+    validate(["data=shapes_nsft", "objective=nsft", "reference=none", "data.negatives_max_turns=1"])
+
+
 def test_onpolicy_pairs_need_preference_data():
     with raises("data.pair_kind=onpolicy makes preference pairs"):
         validate(["data=shapes_nsft", "objective=nsft", "reference=none", "data.pair_kind=onpolicy"])

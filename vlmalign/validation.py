@@ -24,6 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 from vlmalign.data.collate import VIEWS as VIEW_SOURCES
 from vlmalign.data.datamodule import TASK_VIEWS
 from vlmalign.data.file_reading import read_files
+from vlmalign.data.nsft import max_turns_problem
 from vlmalign.data.shapes.world import world_spec
 from vlmalign.data.shapes_prompts import group_problem
 from vlmalign.data.shapes_sft import SHARES, mixture_problems
@@ -117,6 +118,9 @@ def _check_views(cfg: DictConfig, objective: Objective) -> list[str]:
     views = objective.views
     task = _get(cfg, "data.task")
     reported: set[str] = set()
+    max_turns = _get(cfg, "data.negatives_max_turns")
+    if max_turns is not _ABSENT and (problem := max_turns_problem(max_turns)):
+        problems.append(problem)
     if _get(cfg, "data.pair_kind") == "onpolicy" and task != "preference":
         problems.append("data.pair_kind=onpolicy makes preference pairs from the policy's captions, but "
                         f"data.task={task!r}; use data=shapes_preference")

@@ -7,7 +7,7 @@ import functools
 from vlmalign.data.collate import MultiViewCollator
 from vlmalign.data.corruptions import ImageCorruption
 from vlmalign.data.encoding import SequenceEncoder
-from vlmalign.data.nsft import NSFTJsonlDataset, ShapesNSFTDataset
+from vlmalign.data.nsft import NSFTJsonlDataset, ShapesNSFTDataset, max_turns_problem
 from vlmalign.data.shapes.preference import check_preference_knobs
 from vlmalign.data.shapes.world import WorldSpec, world_spec
 from vlmalign.data.shapes_preference import PAIR_KINDS, PolicyCaptionPairs, ShapesPreferenceDataset
@@ -112,10 +112,8 @@ class ShapesDataModule(SplitDataModule):
                          pair_kind="injected" if onpolicy else pair_kind, blank_images=blank_images)
             pairs = ShapesPreferenceDataset
             if task == "nsft":
-                if negatives_max_turns is not None and not (isinstance(negatives_max_turns, int)
-                                                            and negatives_max_turns >= 1):
-                    raise ConfigError(f"data.negatives_max_turns={negatives_max_turns!r}: expected null (every "
-                                      "corrective turn) or an integer >= 1 (the first N turns of each dialogue)")
+                if problem := max_turns_problem(negatives_max_turns):
+                    raise ConfigError(problem)
                 pairs = functools.partial(ShapesNSFTDataset, max_turns=negatives_max_turns)
             splits = {}
             for split, size in (("train", num_train_scenes), ("val", num_val_scenes)):

@@ -46,6 +46,15 @@ def nsft_text_length(encoder: SequenceEncoder, prompt: str, chosen: str, rejecte
     return encoder.text_length(prompt, [chosen, rejected, *(text for t in turns for text in (t.question, t.answer))])
 
 
+def max_turns_problem(max_turns) -> str | None:
+    """What is wrong with ``data.negatives_max_turns`` (None when nothing): the one rule, for the run checks
+    before any model is built and for the data module itself."""
+    if max_turns is None or (isinstance(max_turns, int) and not isinstance(max_turns, bool) and max_turns >= 1):
+        return None
+    return (f"data.negatives_max_turns={max_turns!r}: expected null (every corrective turn) or an integer >= 1 "
+            "(the first N turns of each dialogue)")
+
+
 class ShapesNSFTDataset(ShapesPreferenceDataset):
     """``ShapesPreferenceDataset``'s pair i plus the rule-built corrective turns for its rejected caption.
 
