@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from tests.hydra_utils import compose_app, compose_train
 from vlmalign.report.claims import FOLDER, load_spec
@@ -29,19 +30,18 @@ with open(os.environ["CALLS"], "a") as calls:
 COMMANDS = ("vlmalign-train", "vlmalign-rlaifv", "vlmalign-synth2-generator")
 
 
-def _sweep_values(value: str) -> list[str]:
-    return [value] if "[" in value or "," not in value else value.split(",")
-
-
 def expand(argv: list[str], claims_out: Path) -> list[dict]:
     """The members one recorded command launches: {command, study, folder, overrides (one value each)}."""
     command, args = argv[0], [a for a in argv[1:] if a != "-m"]
     run_dir = next((a.split("=", 1)[1] for a in args if a.startswith(("hydra.sweep.dir=", "hydra.run.dir="))), None)
     parts = Path(run_dir).relative_to(claims_out).parts if run_dir else ("?",)
-    overrides = [a for a in args if not a.startswith("hydra")]
-    keys = [a.partition("=")[0] for a in overrides]
+    # Hydra's own override parser says what a sweep value is (as runs.expected_members counts members)
+    parsed = OverridesParser.create().parse_overrides([a for a in args if not a.startswith("hydra")])
+    keys = [o.get_key_element() for o in parsed]
+    choices = [list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+               for o in parsed]
     members = []
-    for values in itertools.product(*(_sweep_values(a.partition("=")[2]) for a in overrides)):
+    for values in itertools.product(*choices):
         members.append({"command": command, "study": parts[0], "folder": parts[1] if len(parts) > 1 else "",
                         "overrides": [f"{k}={v}" for k, v in zip(keys, values)]})
     return members
