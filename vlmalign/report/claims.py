@@ -119,8 +119,7 @@ class Claim:
         """(verdict, our measurement as text)."""
         if not self.study.ran:
             return NOT_RUN, ""
-        named = [*(self.arm if isinstance(self.arm, list) else [self.arm]), *self.than]
-        missing = [arm for arm in dict.fromkeys(named) if not self.study.rows[arm].completed]
+        missing = [arm for arm in _named_arms(self.arm, self.than) if not self.study.rows[arm].completed]
         if missing:  # a study half run (one of its commands not yet): the claim waits for the rest
             return NOT_RUN, f"no finished runs yet for {', '.join(missing)}"
         if self.kind == "gap_grows":
@@ -146,6 +145,11 @@ class Claim:
         growth = Effect(last.improvement - first.improvement, math.hypot(first.spread, last.spread))
         measured = "gap " + " → ".join(g.text() for g in gaps) + f" (growth {growth.text()})"
         return growth.verdict, measured
+
+
+def _named_arms(arm: str | list[str], than: list[str]) -> list[str]:
+    """Every arm a claim names, once each, in order."""
+    return list(dict.fromkeys([*(arm if isinstance(arm, list) else [arm]), *than]))
 
 
 def _mean_std(study: Study, arm: str, metric: str) -> str:
@@ -187,8 +191,7 @@ def load_spec(path: Path) -> tuple[str, dict[str, Study], list[Claim], list[dict
         if kind not in KINDS:
             raise ReportError(f"{where}.test.kind: expected one of {KINDS}, found '{kind}'")
         arm, than = _require(test, "arm", f"{where}.test"), list(_require(test, "than", f"{where}.test"))
-        named = [*(arm if isinstance(arm, list) else [arm]), *than]
-        unknown = [a for a in named if a not in study.arms]
+        unknown = [a for a in _named_arms(arm, than) if a not in study.arms]
         if unknown:
             raise ReportError(f"{where}.test: arms {unknown} are not arms of study '{study_name}' ({list(study.arms)})")
         if kind == "gap_grows" and (not isinstance(arm, list) or len(arm) != len(than) or len(arm) < 2):
