@@ -16,6 +16,7 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from tests.hydra_utils import compose_app, compose_train
+from vlmalign.models.reward_model import META_FILE
 from vlmalign.report.claims import FOLDER, load_spec
 from vlmalign.report.table import parse_override
 from vlmalign.utils.instantiate import build
@@ -31,7 +32,8 @@ COMMANDS = ("vlmalign-train", "vlmalign-rlaifv", "vlmalign-synth2-generator")
 
 
 def expand(argv: list[str], claims_out: Path) -> list[dict]:
-    """The members one recorded command launches: {command, study, folder, overrides (one value each)}."""
+    """The members one recorded command launches: {command, path (of its sweep under the claims folder), overrides
+    (one value each)}."""
     command, args = argv[0], [a for a in argv[1:] if a != "-m"]
     run_dir = next((a.split("=", 1)[1] for a in args if a.startswith(("hydra.sweep.dir=", "hydra.run.dir="))), None)
     parts = Path(run_dir).relative_to(claims_out).parts if run_dir else ("?",)
@@ -42,8 +44,7 @@ def expand(argv: list[str], claims_out: Path) -> list[dict]:
                for o in parsed]
     members = []
     for values in itertools.product(*choices):
-        members.append({"command": command, "study": parts[0], "folder": parts[1] if len(parts) > 1 else "",
-                        "overrides": [f"{k}={v}" for k, v in zip(keys, values)]})
+        members.append({"command": command, "path": parts, "overrides": [f"{k}={v}" for k, v in zip(keys, values)]})
     return members
 
 
@@ -57,6 +58,10 @@ def launched(tmp_path_factory) -> list[dict]:
         path.write_text(RECORDER.format(python=sys.executable))
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(calls), "CLAIMS_OUT": str(claims_out)}
+    for noise in ("0.0", "0.2", "0.4"):  # what the contrastive-rewards reward_models part leaves for the RL parts
+        model = claims_out / "contrastive_rewards" / "reward_models" / f"noise_{noise}" / "model"
+        model.mkdir(parents=True)
+        (model / META_FILE).write_text("{}")
     _, studies, _, _ = load_spec(ROOT / "experiments" / "claims" / "claims.yaml")
     for study in studies.values():
         done = subprocess.run(["bash", "-c", study.command], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -68,8 +73,10 @@ def launched(tmp_path_factory) -> list[dict]:
 def test_every_arm_picks_members_its_study_launches(launched):
     _, studies, _, _ = load_spec(ROOT / "experiments" / "claims" / "claims.yaml")
     for study in studies.values():
-        members = [m for m in launched if m["study"] == study.name]
-        assert members, f"{study.command} launches nothing under {study.name}/"
+        folder = Path(study.folder or study.name).parts
+        members = [{**m, "folder": m["path"][len(folder)] if len(m["path"]) > len(folder) else ""}
+                   for m in launched if m["path"][:len(folder)] == folder]
+        assert members, f"{study.command} launches nothing under {'/'.join(folder)}/"
         for arm, picks in study.arms.items():
             matching = [m for m in members
                         if picks.get(FOLDER, m["folder"]) == m["folder"]
@@ -91,8 +98,8 @@ def test_every_training_member_composes_and_passes_the_run_checks(launched, tmp_
 
 def test_every_rlaifv_pipeline_composes(launched, tmp_path):
     pipelines = [m for m in launched if m["command"] == "vlmalign-rlaifv"]
-    assert {m["folder"] for m in pipelines} == {"dnc", "self_reward", "one_round"} and len(pipelines) == 9
+    assert {m["path"][1] for m in pipelines} == {"dnc", "self_reward", "one_round"} and len(pipelines) == 9
     for member in pipelines:
         cfg = compose_app("rlaifv", member["overrides"], tmp_path)
         rounds, per_round = cfg.rounds, cfg.instructions.per_round
-        assert rounds * per_round == 400  # equal instructions whatever the number of rounds
+        assert rounds * per_round == 1200  # equal instructions whatever the number of rounds

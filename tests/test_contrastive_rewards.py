@@ -16,9 +16,9 @@ from vlmalign.models import load_backbone
 from vlmalign.models.reward_model import RewardModel, save_reward_model
 from vlmalign.objectives import Objective, PolicyGradientTerm
 from vlmalign.reference import FrozenCopyReference
-from vlmalign.rl.contrastive import BASELINE_FILE, ContrastiveReward
+from vlmalign.rl.contrastive import BASELINE_FILE, ContrastiveReward, baseline_step, calibration
 from vlmalign.rl.online_module import OnlineRLModule
-from vlmalign.rl.rewards import ModelReward, RewardFunction, SceneReward
+from vlmalign.rl.rewards import ModelReward, RewardFunction, SceneReward, scene_reward
 from vlmalign.rl.rollout import RolloutSettings, collect_rollout
 
 WORLD = {"image_size": 32}
@@ -55,6 +55,34 @@ def test_contrastive_reward_is_the_reward_minus_the_per_prompt_mean_of_k_cached_
     expected = [len(ids) - sum(cached[rollout.prompt_of(row).sample_id]) / 3
                 for row, ids in enumerate(rollout.responses)]
     assert reward(rollout).tolist() == pytest.approx(expected)
+
+
+def test_the_offline_pass_scores_its_samples_with_the_scene_too_and_reports_the_calibration(tiny_checkpoint, tmp_path):
+    # the same samples, scored by the exact scene reward: the oracle of the baseline's difficulty calibration
+    policy = load_backbone(str(tiny_checkpoint))
+    prompts = _prompts(4)
+    reward = ContrastiveReward(LengthReward(), k=2, cache_dir=str(tmp_path))
+    reward.prepare(policy, prompts, DATA, SETTINGS)
+    rollout = collect_rollout(policy, prompts, SETTINGS, step=baseline_step(0))  # k = group_size = 2: the pass's draws
+    assert reward.oracle == {p.sample_id: [scene_reward(p.scene, rollout.texts[2 * i + j]) for j in range(2)]
+                             for i, p in enumerate(prompts)}
+    assert set(reward.report()) == {"prompt_corr", "sample_corr", "contrastive_sample_corr"}
+
+
+def test_calibration_by_hand():
+    # prompt means: model (1, 3, 5), exact (0, 1, 2): perfectly linear -> prompt_corr 1; within-prompt deviations
+    # model (-1, 1) each, exact (+1, -1) each: perfectly anti-aligned -> contrastive_sample_corr -1
+    scores = {"a": [0.0, 2.0], "b": [2.0, 4.0], "c": [4.0, 6.0]}
+    exact = {"a": [1.0, -1.0], "b": [2.0, 0.0], "c": [3.0, 1.0]}
+    report = calibration(scores, exact)
+    assert report["prompt_corr"] == pytest.approx(1.0)
+    assert report["contrastive_sample_corr"] == pytest.approx(-1.0)
+    model, oracle = [0, 2, 2, 4, 4, 6], [1, -1, 2, 0, 3, 1]  # r over the six samples, by the textbook formula
+    mx, my = sum(model) / 6, sum(oracle) / 6
+    cov = sum((a - mx) * (b - my) for a, b in zip(model, oracle))
+    var = (sum((a - mx) ** 2 for a in model) * sum((b - my) ** 2 for b in oracle)) ** 0.5
+    assert report["sample_corr"] == pytest.approx(cov / var)
+    assert calibration({"a": [1.0, 1.0]}, {"a": [0.0, 2.0]})["prompt_corr"] == 0.0  # one prompt: no spread
 
 
 def test_the_baseline_cache_is_reused_and_rebuilt_when_the_policy_changes(tiny_checkpoint, tmp_path):

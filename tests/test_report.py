@@ -174,3 +174,11 @@ def test_the_final_validation_joins_the_test_metrics_for_selection_on_validation
     assert main([str(sweep), "--metrics", "val/chair_i,test/chair_i", "--sort", "val/chair_i"]) == 0
     table = capsys.readouterr().out
     assert table.index("objective=dpo") < table.index("objective=mdpo")  # 0.275 vs 0.3 mean val CHAIR_i
+
+
+def test_the_mean_of_each_training_curve_joins_the_metrics(sweep):
+    # online RL's claims are about the course of training (reward variance, KL): mean/<curve> over the logged steps
+    runs = {r.path.name: r for r in find_runs([sweep])}
+    assert runs["0"].metrics["mean/train/loss"] == pytest.approx((0.7 + 0.6 + 0.5) / 3)
+    assert runs["3"].metrics["mean/train/loss"] == pytest.approx((0.9 + 0.8 + 0.7) / 3)
+    assert not any(key.startswith("mean/val/") for key in runs["0"].metrics)  # validation keeps its final value

@@ -149,6 +149,8 @@ class TrainingJob:
             columns[cfg.task_name], samples = result.metrics, result.samples
             metrics = {**{f"initial/{k}": v for k, v in initial.items()},
                        **{f"test/{k}": v for k, v in result.metrics.items()}}
+        if isinstance(module, OnlineRLModule):  # e.g. the contrastive baseline's difficulty calibration
+            metrics.update({f"reward/{key}": value for key, value in module.reward.report().items()})
         metrics["time/total_s"] = time.perf_counter() - started
         write_results(output_dir, metrics, samples)
         for logger in loggers:

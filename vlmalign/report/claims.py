@@ -62,13 +62,14 @@ class Study:
     rows: dict[str, Row] | None = None  # filled by ``load``
     wall_s: dict[str, float] | None = None  # per part ("" for the whole study)
     ran_on: str = ""                         # the UTC date the study's first run started
+    folder: str = ""                         # its runs' folder under the runs root; "" : the study's name
 
     @property
     def ran(self) -> bool:
         return bool(self.rows) and any(row.completed for row in self.rows.values())
 
     def load(self, runs_root: Path) -> None:
-        folder = runs_root / self.name
+        folder = runs_root / (self.folder or self.name)
         if not folder.is_dir():
             return
         runs = find_runs([folder])
@@ -179,7 +180,8 @@ def load_spec(path: Path) -> tuple[str, dict[str, Study], list[Claim], list[dict
         arms = {str(label): {str(k): str(v) for k, v in (picks or {}).items()}
                 for label, picks in _require(entry, "arms", where).items()}
         studies[name] = Study(name, _require(entry, "command", where), arms, list(_require(entry, "metrics", where)),
-                              entry.get("title", ""), entry.get("parts"), int(entry.get("seeds", 3)))
+                              entry.get("title", ""), entry.get("parts"), int(entry.get("seeds", 3)),
+                              folder=str(entry.get("folder", "")))
     claims = []
     for index, entry in enumerate(_require(spec, "claims", str(path)) or []):
         where = f"{path}: claims[{index}]"

@@ -41,6 +41,14 @@ def final_validation(run_dir: Path) -> dict[str, float]:
     return {key: points[-1][1] for key, points in read_curves(run_dir).items() if key.startswith("val/") and points}
 
 
+def training_means(run_dir: Path) -> dict[str, float]:
+    """``mean/<curve>``: the mean over training of every logged ``train/*`` curve. Online RL's claims are about the
+    course of training (reward variance, KL to the reference), not its last step; a mean over the logged steps is
+    the one number a table can hold. Only as dense as the run logged (``trainer.log_every_n_steps``)."""
+    return {f"mean/{key}": sum(value for _, value in points) / len(points)
+            for key, points in read_curves(run_dir).items() if key.startswith("train/") and points}
+
+
 def _number(text: str | None) -> float | None:
     try:
         value = float(text) if text not in (None, "") else None

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from vlmalign.errors import VlmalignError
-from vlmalign.report.logs import final_validation
+from vlmalign.report.logs import final_validation, training_means
 from vlmalign.report.status import FAILED, read_status
 from vlmalign.utils.reporting import METRICS_FILE as METRICS
 from vlmalign.utils.reporting import SUPERSEDED_FILE as SUPERSEDED
@@ -92,7 +92,7 @@ def load_run(run_dir: Path) -> Run:
     if (source / METRICS).exists():
         metrics, problem = read_metrics(source / METRICS)
         if metrics is not None:
-            run.status, run.metrics = COMPLETED, {**final_validation(source), **metrics}
+            run.status, run.metrics = COMPLETED, {**training_means(source), **final_validation(source), **metrics}
             run.detail = f"resumed and finished in {resumed_in}" if resumed_in else ""
             run.wall_s = run.wall_s if run.wall_s is not None else metrics.get("time/total_s")
             return run

@@ -11,6 +11,10 @@ policy's weights and tokenizer, the base reward (a reward model's files by check
 identity and the prompt ids), k and the sampling settings. A change of any of them names another directory, so a
 stale cache is never read; the directory is checksummed and rebuilt if it fails (``utils.files.build_once``), and
 the identity stored inside is compared again on every load.
+
+On the shapes world the pass also scores the same samples with the exact scene reward (``oracle``): the baseline's
+**difficulty calibration** (``calibration``) is then how well the reward model's per-prompt offset tracks the
+true per-prompt difficulty, the quantity the paper's offset is meant to remove.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from vlmalign.errors import ConfigError
 from vlmalign.models.backbone import VisionLanguageBackbone
 from vlmalign.models.weights import tokenizer_digest, weights_digest
 from vlmalign.objectives.functional_rl import contrastive_rewards
-from vlmalign.rl.rewards import RewardFunction
+from vlmalign.rl.rewards import RewardFunction, scene_reward
 from vlmalign.rl.rollout import Rollout, RolloutSettings, collect_rollout
 from vlmalign.utils.files import build_once, fingerprint
 
@@ -55,6 +59,7 @@ class ContrastiveReward(RewardFunction):
                               f"{type(base).__name__}")
         self.base, self.k, self.cache_dir = base, k, Path(cache_dir)
         self.baseline: dict[str, list[float]] = {}
+        self.oracle: dict[str, list[float]] = {}  # the exact scene reward of the same samples (shapes world only)
 
     def check_policy(self, policy: VisionLanguageBackbone) -> None:
         self.base.check_policy(policy)
@@ -79,12 +84,17 @@ class ContrastiveReward(RewardFunction):
 
         def build(scratch: Path) -> None:
             scores: dict[str, list[float]] = {}
+            oracle: dict[str, list[float]] = {}
             for chunk, start in enumerate(range(0, len(prompts), PROMPTS_PER_PASS)):
                 batch = prompts[start : start + PROMPTS_PER_PASS]
                 rollout = collect_rollout(policy, batch, sampling, step=baseline_step(chunk))
                 grouped = self.base(rollout).float().view(len(batch), self.k).tolist()
                 scores.update({p.sample_id: row for p, row in zip(batch, grouped)})
-            (scratch / BASELINE_FILE).write_text(json.dumps({"identity": identity, "scores": scores}) + "\n")
+                if all(p.scene is not None for p in batch):
+                    oracle.update({p.sample_id: [scene_reward(p.scene, rollout.texts[i * self.k + j])
+                                                 for j in range(self.k)] for i, p in enumerate(batch)})
+            stored = {"identity": identity, "scores": scores, "oracle": oracle if len(oracle) == len(scores) else {}}
+            (scratch / BASELINE_FILE).write_text(json.dumps(stored) + "\n")
 
         directory = build_once(self.cache_dir / f"baseline-{fingerprint(identity)}", build, "contrastive baseline")
         stored = json.loads((directory / BASELINE_FILE).read_text())
@@ -92,6 +102,7 @@ class ContrastiveReward(RewardFunction):
             raise ConfigError(f"the contrastive baseline cache {directory} was computed for another policy, reward, "
                               "prompts or sampling settings; delete it")
         self.baseline.update(stored["scores"])
+        self.oracle.update(stored.get("oracle", {}))
         log.info("contrastive baseline: %d prompts × k=%d samples (%s)", len(stored["scores"]), self.k, directory)
         return directory
 
@@ -104,3 +115,34 @@ class ContrastiveReward(RewardFunction):
                               "(prepare) did not cover them")
         baseline = torch.tensor([self.baseline[i] for i in ids], dtype=scores.dtype, device=scores.device)  # (B, k)
         return contrastive_rewards(scores, baseline)
+
+    def report(self) -> dict[str, float]:
+        """The baseline's difficulty calibration against the exact scene reward of the same samples (empty off the
+        shapes world): ``calibration``'s three correlations."""
+        return calibration(self.baseline, self.oracle) if self.oracle else {}
+
+
+def pearson(x: Tensor, y: Tensor) -> float:
+    """Pearson's r of two 1-D tensors (0 when either is constant: no linear relation to measure)."""
+    x, y = x - x.mean(), y - y.mean()
+    norm = (x.norm() * y.norm()).item()
+    return (x @ y).item() / norm if norm > 0 else 0.0
+
+
+def calibration(scores: dict[str, list[float]], oracle: dict[str, list[float]]) -> dict[str, float]:
+    """How well a reward model's scores of the SFT policy's k samples per prompt track the exact reward of the same
+    samples:
+
+    * ``prompt_corr``: Pearson's r over prompts of the two per-prompt means, i.e. of the contrastive baseline and
+      the prompt's true difficulty (the offset arXiv 2403.07708 subtracts; 1: the offset is the true difficulty);
+    * ``sample_corr``: r over all samples of the raw scores (how good the reward model is at all);
+    * ``contrastive_sample_corr``: r over all samples of the scores minus their prompt's mean, each reward its own
+      (what PPO is left to learn from once the offset is removed).
+    """
+    ids = sorted(set(scores) & set(oracle))
+    model = torch.tensor([scores[i] for i in ids], dtype=torch.float64)  # (P, k)
+    exact = torch.tensor([oracle[i] for i in ids], dtype=torch.float64)
+    return {"prompt_corr": pearson(model.mean(1), exact.mean(1)),
+            "sample_corr": pearson(model.flatten(), exact.flatten()),
+            "contrastive_sample_corr": pearson((model - model.mean(1, keepdim=True)).flatten(),
+                                               (exact - exact.mean(1, keepdim=True)).flatten())}

@@ -50,6 +50,10 @@ class RewardFunction:
     def prepare(self, policy: VisionLanguageBackbone, prompts: list, data_identity: dict, settings) -> None:
         """Nothing to prepare by default."""
 
+    def report(self) -> dict[str, float]:
+        """Numbers about the reward itself for the run's metrics.json (``reward/<name>``); none by default."""
+        return {}
+
     def __call__(self, rollout: Rollout) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
