@@ -116,30 +116,15 @@ def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: in
                 group_by_length: bool = False, output_dir: str) -> dict:
     """Train ``warmup + steps`` steps of TRL DPO; time the last ``steps`` (each one including data loading)."""
     from datasets import Dataset
-    from transformers import AutoProcessor, PrinterCallback, TrainerCallback
+    from transformers import AutoProcessor, PrinterCallback
     from trl import DPOConfig, DPOTrainer, __version__
     from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
+
+    from benchmarks.peers.hf_step_timer import StepTimer
 
     if len(pairs) < batch_size:
         raise ValueError(f"{len(pairs)} pairs cannot fill one batch of {batch_size}")
     baseline_rss = _peak_rss_mib()  # interpreter + torch + transformers + trl, before any model exists
-
-    class StepTimer(TrainerCallback):
-        """Wall clock at each optimizer step's end: consecutive differences span fetch + collate + step."""
-
-        def __init__(self) -> None:
-            self.ends: list[float] = []
-            self.losses: list[float] = []
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.ends.append(time.perf_counter())  # the start of step 1, for warmup=0
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self.ends.append(time.perf_counter())
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:  # logging_steps=1: the loss of each step, before its update
-                self.losses.append(float(logs["loss"]))
 
     class PrecomputedRefDPOTrainer(DPOTrainer):
         """The patch (module docstring): precompute through TRL's own path, which __init__ refuses for images."""
