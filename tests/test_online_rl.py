@@ -112,6 +112,25 @@ def test_first_epoch_is_on_policy_and_group_advantages_are_centred(tiny_checkpoi
     assert out.loss.item() == pytest.approx(-sequence.mean().item(), abs=1e-5)
 
 
+@pytest.mark.parametrize("advantage, ppo_epochs, forwards", [("grpo", 1, 1), ("ppo", 2, 3)])
+def test_one_epoch_reuses_the_loss_forward_for_the_old_log_probs(advantage, ppo_epochs, forwards, tiny_checkpoint):
+    # one epoch: the sampling policy is the current one, so its log-probs come from the forward the loss needs
+    # (one policy forward per step); several: the old ones are fixed first, then one forward per epoch
+    torch.manual_seed(0)
+    module = _module(load_backbone(str(tiny_checkpoint)), advantage="gae" if advantage == "ppo" else advantage,
+                     kl_coef=0.05, ppo_epochs=ppo_epochs)
+    calls = []
+    forward = module.forward_tokens
+    module.forward_tokens = lambda batch: calls.append(1) or forward(batch)
+    _fit(module, steps=ppo_epochs)
+    assert len(calls) == forwards
+    rollout, scores = module.score(_prompts(2), step=5)  # the reused forward gives the two-forward path's loss
+    current = forward(rollout.batch)
+    reused = module.step(rollout.batch, module.prepare(rollout, scores, current), current)
+    separate = module.step(rollout.batch, module.prepare(rollout, scores))
+    assert reused.loss.item() == separate.loss.item()
+
+
 @pytest.mark.parametrize("advantage", ["rloo", "reinforce_pp"])
 def test_rloo_and_reinforce_pp_with_a_reward_model_and_two_ppo_epochs(advantage, tiny_checkpoint, tmp_path):
     torch.manual_seed(0)

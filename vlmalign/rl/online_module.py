@@ -128,27 +128,39 @@ class OnlineRLModule(TrainingModule):
         values, _ = states.per_position(self.value_head(states.rows.float()).squeeze(-1))
         return logps, mask, values
 
-    def prepare(self, rollout: Rollout, scores: Tensor) -> RolloutTokens:
-        """Old and reference per-token log-probs (and old values) and the advantages of one rollout batch."""
+    def prepare(self, rollout: Rollout, scores: Tensor,
+                current: tuple[Tensor, Tensor, Tensor | None] | None = None) -> RolloutTokens:
+        """Old and reference per-token log-probs (and old values) and the advantages of one rollout batch.
+        ``current``: the policy's own (log-probs, mask, values) of this batch, already computed (with gradients)
+        by a single-epoch step; detached they are the old ones, so no second forward is run for them."""
         with torch.no_grad():
-            old, mask, old_values = self.forward_tokens(rollout.batch)
+            if current is None:
+                old, mask, old_values = self.forward_tokens(rollout.batch)
+            else:
+                old, mask, old_values = (t.detach() if t is not None else None for t in current)
             ref = None
             if self.term.token_kl_views:
                 ref, _ = token_logps(self.reference.states(rollout.batch, VIEWS)[ROLLOUT_VIEW])
             advantages, returns = self.term.advantages(scores, old, ref, mask, old_values)
         return RolloutTokens(old, old, ref, advantages, mask, old_values, old_values, returns)
 
-    def step(self, batch: dict, prepared: RolloutTokens) -> ObjectiveOutput:
-        """The term's loss on the current policy's log-probs (and values) of the rollout batch: one PPO epoch."""
-        logps, _, values = self.forward_tokens(batch)
+    def step(self, batch: dict, prepared: RolloutTokens,
+             current: tuple[Tensor, Tensor, Tensor | None] | None = None) -> ObjectiveOutput:
+        """The term's loss on the current policy's log-probs (and values) of the rollout batch: one PPO epoch.
+        ``current``: that forward's (log-probs, mask, values), when it has already been run."""
+        logps, _, values = current if current is not None else self.forward_tokens(batch)
         return self.term(prepared._replace(logps=logps, values=values))
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         rollout, scores = self.score(batch["prompts"], self.global_step)
-        prepared = self.prepare(rollout, scores)
+        # One epoch (GRPO, RLOO, REINFORCE++ as configured): the sampling policy is the current one, so the forward
+        # that gives the loss its log-probs gives the old ones too (ratio 1, ~9% of a step saved); several epochs
+        # need the old ones fixed before the first update.
+        current = self.forward_tokens(rollout.batch) if self.term.ppo_epochs == 1 else None
+        prepared = self.prepare(rollout, scores, current)
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
-        for _ in range(self.term.ppo_epochs):  # trainer.max_steps and the schedule count these optimizer steps
-            out = self.step(rollout.batch, prepared)
+        for epoch in range(self.term.ppo_epochs):  # trainer.max_steps and the schedule count these optimizer steps
+            out = self.step(rollout.batch, prepared, current if epoch == 0 else None)
             optimizer.zero_grad()
             self.manual_backward(out.loss)
             if self.max_grad_norm:
