@@ -144,7 +144,7 @@ class OnlineRLModule(TrainingModule):
         return self.term(prepared._replace(logps=logps, values=values))
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
-        rollout, scores = self.score(batch["prompts"], self.global_step)
+        rollout, scores = self.score(batch["prompts"].items, self.global_step)
         prepared = self.prepare(rollout, scores)
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
         for _ in range(self.term.ppo_epochs):  # trainer.max_steps and the schedule count these optimizer steps
@@ -160,7 +160,7 @@ class OnlineRLModule(TrainingModule):
         self._log_output("train", out, len(rollout.responses))
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        rollout, scores = self.score(batch["prompts"], VALIDATION_STEP)
+        rollout, scores = self.score(batch["prompts"].items, VALIDATION_STEP)
         metrics = rollout_metrics(rollout, scores)
         if self.rollout_log is not None and self.trainer.is_global_zero:
             with torch.no_grad():
