@@ -54,6 +54,17 @@ def test_scene_reward_is_covered_minus_hallucinated_objects():
     assert scene_reward(scene, "") == 0.0
 
 
+def test_prompt_batches_pass_the_precision_plugins_of_deepspeed_and_half_precision():
+    """Workaround 6: Lightning casts each batch before any module hook and refuses frozen dataclasses (PromptRecord)
+    in it; objective=grpo under strategy=deepspeed_zero2 failed at its first step."""
+    from pytorch_lightning.plugins.precision import DeepSpeedPrecision, HalfPrecision
+
+    datamodule = ShapesPromptDataModule(batch_size=4, group_size=2, num_train_scenes=4, num_val_scenes=1, world=WORLD)
+    batch = next(iter(datamodule.train_dataloader()))
+    for plugin in (DeepSpeedPrecision("bf16-mixed"), HalfPrecision("bf16-true")):
+        assert plugin.convert_input(batch)["prompts"].items == batch["prompts"].items
+
+
 def test_rollouts_are_seeded_per_step_and_laid_out_as_a_training_view(tiny_checkpoint):
     backbone = load_backbone(str(tiny_checkpoint))
     prompts = _prompts(2)

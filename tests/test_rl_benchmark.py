@@ -50,7 +50,7 @@ def vlmalign_prompts(cache_dir, peer_args):
     processor = load_backbone(peer_args[0].model_dir).processor
     datamodule = build(bench.compose(CASE, cache_dir, cache_dir).data, "data", processor=processor,
                        views=("rollout",))
-    return [record for batch in datamodule.train_dataloader() for record in batch["prompts"]], processor
+    return [record for batch in datamodule.train_dataloader() for record in batch["prompts"].items], processor
 
 
 def test_peer_gets_vlmalign_prompts_in_loader_order(peer_args, vlmalign_prompts):

@@ -6,6 +6,8 @@ import time
 
 from transformers import TrainerCallback
 
+from benchmarks import device_metrics
+
 
 class StepTimer(TrainerCallback):
     """Wall clock at each optimizer step's end: consecutive differences span fetch + collate + step. ``ends[0]`` is
@@ -17,9 +19,11 @@ class StepTimer(TrainerCallback):
         self.losses: list[float] = []
 
     def on_train_begin(self, args, state, control, **kwargs):
+        device_metrics.synchronize()
         self.ends.append(time.perf_counter())
 
     def on_step_end(self, args, state, control, **kwargs):
+        device_metrics.synchronize()  # the step's queued GPU work belongs to it
         self.ends.append(time.perf_counter())
 
     def on_log(self, args, state, control, logs=None, **kwargs):

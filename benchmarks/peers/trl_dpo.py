@@ -8,6 +8,13 @@ Run it in its own process (the CLI below) so that peak RSS is this trainer's alo
 
     python -m benchmarks.peers.trl_dpo --model-dir D --num-pairs 256 --batch-size 8 --steps 20 --warmup 3 \
         [--precompute-ref]        # prints one JSON line on stdout; TRL's chatter goes to stderr
+    python -m benchmarks.peers.trl_dpo --model-dir D --gpu --bf16 --image-size 224 ...   # gpu_suite.sh's peer
+
+``--gpu``: on the one GPU. ``--bf16``: bf16 autocast over fp32 weights (``DPOConfig(bf16=True)``, TRL's and the HF
+Trainer's usual mixed precision; 16 bytes of state per parameter, as ZeRO-2's bf16 weights + fp32 master weights and
+moments). The line has tokens/s over all tokens (image, prompt, both responses), peak memory and MFU from the FLOPs
+count of ``benchmarks/device_metrics.py`` (6 N T policy + 2 N T for the online reference copy), as the vlmalign
+members of ``benchmarks/gpu_suite.sh`` have.
 
 Pairs: TRL's conversational vision format (``shapes_pairs``), one image per pair, the user turn holding an image
 part and the prompt text, as vlmalign's encoder builds it. TRL 1.16 handles it for LLaVA: the collator fills the
@@ -61,7 +68,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
 import math
 import os
 import resource
@@ -72,6 +78,8 @@ import weakref
 from dataclasses import dataclass, field
 
 import torch
+
+from benchmarks import device_metrics
 
 # Nothing may be downloaded or reported at run time; set before transformers/trl are imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -113,8 +121,10 @@ def _peak_rss_mib() -> float:
 
 def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: int, warmup: int,
                 beta: float = 0.1, lr: float = 1e-5, precompute_ref: bool = False, seed: int = 0,
-                group_by_length: bool = False, output_dir: str) -> dict:
-    """Train ``warmup + steps`` steps of TRL DPO; time the last ``steps`` (each one including data loading)."""
+                group_by_length: bool = False, output_dir: str, gpu: bool = False, bf16: bool = False,
+                peak_tflops: float | None = None) -> dict:
+    """Train ``warmup + steps`` steps of TRL DPO; time the last ``steps`` (each one including data loading).
+    ``gpu``: on the one GPU; ``bf16``: in bf16 autocast (module docstring); MFU against ``peak_tflops``."""
     from datasets import Dataset
     from transformers import AutoProcessor, PrinterCallback
     from trl import DPOConfig, DPOTrainer, __version__
@@ -124,6 +134,7 @@ def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: in
 
     if len(pairs) < batch_size:
         raise ValueError(f"{len(pairs)} pairs cannot fill one batch of {batch_size}")
+    peak, peak_source = device_metrics.peak_tflops(peak_tflops)  # an unknown GPU fails now, not after training
     baseline_rss = _peak_rss_mib()  # interpreter + torch + transformers + trl, before any model exists
 
     class PrecomputedRefDPOTrainer(DPOTrainer):
@@ -154,7 +165,7 @@ def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: in
     args = DPOConfig(
         output_dir=output_dir, loss_type=["sigmoid"], beta=beta, learning_rate=lr, seed=seed,
         per_device_train_batch_size=batch_size, max_steps=warmup + steps, gradient_accumulation_steps=1,
-        bf16=False, fp16=False, use_cpu=True, gradient_checkpointing=False,
+        bf16=bf16, fp16=False, use_cpu=not gpu, gradient_checkpointing=False,
         optim="adamw_torch", weight_decay=0.0, max_grad_norm=1.0,  # = vlmalign's AdamW and gradient_clip_val
         max_length=1024,  # TRL's default; > any prompt (64 image tokens + ~10) + response here, so no truncation
         dataloader_num_workers=0, dataloader_drop_last=True,  # every timed step is a full batch
@@ -176,6 +187,7 @@ def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: in
         trainer.precompute_reference()
         precompute_s = time.perf_counter() - start
         collator.response_tokens.clear()
+        collator.tokens.clear()
         notes.append("precompute_ref_log_probs is refused by TRL 1.16 for image data (dpo_trainer.py:764); "
                      "patched: reference log-probs computed once before training by TRL's own "
                      "_precompute_ref_logps with the untrained policy, reference copy freed, collator forwards "
@@ -183,12 +195,17 @@ def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: in
     else:
         notes.append("online reference: TRL's separate full copy of the model (dpo_trainer.py:927), "
                      "vision tower 4x per pair per step")
+    device_metrics.reset_peak_memory()
     trainer.train()
 
     durations = [b - a for a, b in zip(timer.ends, timer.ends[1:])][warmup:]
     median = statistics.median(durations)
     # One collator call per step; accelerate may fetch one batch ahead, so average over batches, not steps.
     tokens_per_batch = statistics.mean(collator.response_tokens)
+    all_tokens = statistics.mean(collator.tokens)
+    parameters = sum(p.numel() for p in trainer.model.parameters())
+    flops = device_metrics.dense_flops(parameters, trained_tokens=all_tokens,
+                                       forward_tokens=0 if precompute_ref else all_tokens)
     return {
         "framework": "trl",
         "trl_version": __version__,
@@ -197,11 +214,21 @@ def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: in
         "batch_size": batch_size,
         "steps_timed": len(durations),
         "median_step_s": median,
+        "step_time_s": median,  # the name benchmarks/zero_objectives.py reports it under (gpu_suite.sh's lines)
         "mean_step_s": statistics.mean(durations),
         "step_s": durations,  # the timed steps; a shared CPU shows up here as outliers
         "pairs_per_s": batch_size / median,
         "response_tokens_per_batch": tokens_per_batch,  # chosen + rejected completion tokens, EOS included
         "response_tokens_per_s": tokens_per_batch / median,
+        "precision": "bf16 autocast, fp32 weights" if bf16 else "fp32",
+        "parameters": parameters,
+        "tokens_per_step": all_tokens,  # image + prompt + response tokens of both rows of every pair
+        "tokens_per_s": all_tokens / median,
+        "model_tflop_per_step": flops / 1e12,
+        "peak_tflops": peak,
+        "peak_tflops_source": peak_source,
+        "mfu": device_metrics.mfu(flops, median, 1, peak),
+        **device_metrics.peak_memory(),
         "peak_rss_mib": _peak_rss_mib(),
         "torch_threads": torch.get_num_threads(),
         "baseline_rss_mib": baseline_rss,
@@ -222,11 +249,12 @@ def _text_length(encoder, pair: dict) -> int:
 
 @dataclass
 class _Collator:
-    """TRL's vision collator, plus the two precomputed-reference columns it drops (:393-401), and a count of the
-    response tokens of each batch for tokens/s."""
+    """TRL's vision collator, plus the two precomputed-reference columns it drops (:393-401), and counts of the
+    response tokens and of all tokens of each batch for tokens/s and FLOPs."""
 
     inner: object
     response_tokens: list[int] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
 
     def __call__(self, examples: list[dict]) -> dict:
         refs = {key: [example[key] for example in examples] for key in ("ref_chosen_logps", "ref_rejected_logps")
@@ -235,6 +263,7 @@ class _Collator:
         for key, values in refs.items():
             batch[key] = torch.tensor(values)
         self.response_tokens.append(int(batch["completion_mask"].sum()))
+        self.tokens.append(int(batch["attention_mask"].sum()))
         return batch
 
 
@@ -252,16 +281,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--group-by-length", action="store_true",
                         help="transformers' LengthGroupedSampler (train_sampling_strategy=group_by_length)")
     parser.add_argument("--output-dir", default=None, help="Trainer output dir (nothing is saved); default: a temp dir")
+    parser.add_argument("--image-size", type=int, default=64, help="rendered scene size (the model's image size)")
+    parser.add_argument("--gpu", action="store_true", help="train on the one GPU")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast over fp32 weights (module docstring)")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="dense bf16 peak of the GPU for MFU; default: from its name")
     args = parser.parse_args(argv)
+    if args.gpu and not torch.cuda.is_available():
+        parser.error(f"--gpu, but torch {torch.__version__} sees no CUDA device")
 
     import tempfile
 
     with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(sys.stderr):
-        result = run_trl_dpo(args.model_dir, shapes_pairs(args.num_pairs, args.seed), batch_size=args.batch_size,
+        pairs = shapes_pairs(args.num_pairs, args.seed, args.image_size)
+        result = run_trl_dpo(args.model_dir, pairs, batch_size=args.batch_size,
                              steps=args.steps, warmup=args.warmup, beta=args.beta, lr=args.lr,
                              precompute_ref=args.precompute_ref, seed=args.seed,
-                             group_by_length=args.group_by_length, output_dir=args.output_dir or scratch)
-    print(json.dumps(result))
+                             group_by_length=args.group_by_length, output_dir=args.output_dir or scratch,
+                             gpu=args.gpu, bf16=args.bf16, peak_tflops=args.peak_tflops)
+    device_metrics.emit({"benchmark": "trl_dpo", **result})
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from vlmalign.data.shapes import CAPTION_PROMPTS, Scene, WorldSpec, render_scene, world_spec
 from vlmalign.data.split_datamodule import SplitDataModule
+from vlmalign.distributed.workarounds import OpaqueToLightning
 from vlmalign.errors import ConfigError
 
 PROMPT_VIEWS = ("rollout",)  # the view the online trainer builds from its samples
@@ -62,9 +63,10 @@ class ShapesPromptDataset(Dataset):
 
 
 def collate_prompts(records: list[PromptRecord]) -> dict:
-    """The collator: prompts stay records (the online trainer encodes them with its samples); ``sample_ids`` as every
-    vlmalign batch has them (the NaN guard names them)."""
-    return {"prompts": list(records), "sample_ids": [r.sample_id for r in records]}
+    """The collator: prompts stay records (the online trainer encodes them with its samples), in a holder that
+    Lightning's precision plugins leave unopened (workaround 6: they refuse frozen dataclasses under DeepSpeed);
+    ``sample_ids`` as every vlmalign batch has them (the NaN guard names them)."""
+    return {"prompts": OpaqueToLightning(list(records)), "sample_ids": [r.sample_id for r in records]}
 
 
 class ShapesPromptDataModule(SplitDataModule):

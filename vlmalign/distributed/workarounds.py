@@ -119,3 +119,20 @@ def unshard_after_fit(engine, module: nn.Module) -> int:
         parameter.data = tensor
         del parameter.ds_id  # DeepSpeed's own test for a ZeRO-3 parameter (is_zero_param) is hasattr(p, "ds_id")
     return len(partitioned)
+
+
+# 6. Frozen dataclasses in a batch under DeepSpeed (and any "*-true" precision).
+# Before any module hook, Lightning's DeepSpeedPrecision.convert_input (HalfPrecision's too) walks every batch
+# with lightning_utilities' ``apply_to_collection`` to cast floating tensors; it deep-copies each dataclass it meets
+# and refuses a frozen one: "ValueError: A frozen dataclass was passed to `apply_to_collection` but this is not
+# allowed". The online trainer's batches hold PromptRecords (frozen: a prompt is a value), so objective=grpo
+# failed at its first step under strategy=deepspeed_zero2/3 (found by benchmarks/zero_objectives.py --objective
+# grpo). A holder that is no Sequence, Mapping or dataclass is passed through untouched, which also spares a deep
+# copy of every prompt's image per step. Can go when the precision plugins pass ``allow_frozen=True``.
+class OpaqueToLightning:
+    """Carries ``items`` through Lightning's batch walkers unopened; the consumer reads ``.items``."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items) -> None:
+        self.items = items

@@ -152,7 +152,7 @@ class OnlineRLModule(TrainingModule):
         return self.term(prepared._replace(logps=logps, values=values))
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
-        rollout, scores = self.score(batch["prompts"], self.global_step)
+        rollout, scores = self.score(batch["prompts"].items, self.global_step)
         # One epoch (GRPO, RLOO, REINFORCE++ as configured): the sampling policy is the current one, so the forward
         # that gives the loss its log-probs gives the old ones too (ratio 1, ~9% of a step saved); several epochs
         # need the old ones fixed before the first update.
@@ -172,7 +172,7 @@ class OnlineRLModule(TrainingModule):
         self._log_output("train", out, len(rollout.responses))
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        rollout, scores = self.score(batch["prompts"], VALIDATION_STEP)
+        rollout, scores = self.score(batch["prompts"].items, VALIDATION_STEP)
         metrics = rollout_metrics(rollout, scores)
         if self.rollout_log is not None and self.trainer.is_global_zero:
             with torch.no_grad():
