@@ -102,6 +102,8 @@ def test_a_few_grpo_steps_end_to_end(tiny_checkpoint):
                 "train/response_length"):
         assert torch.isfinite(metrics[key]), key
     assert metrics["train/kl"].item() > 0  # the policy moved away from the frozen reference
+    # the exact scene reward of the same samples is logged whatever the reward; here it is the reward
+    assert metrics["train/scene_reward"].item() == pytest.approx(metrics["train/reward"].item())
     assert metrics["train/policy/clip_fraction"].item() == 0.0  # one epoch per batch: ρ = 1, nothing clipped
     assert any(not torch.equal(before[n], p) for n, p in backbone.named_parameters())
     reference = module.reference.backbone

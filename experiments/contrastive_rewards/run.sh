@@ -5,7 +5,8 @@
 #   bash experiments/contrastive_rewards/run.sh noise_0         # then, per noise level: 4 trainers x 3 seeds
 #   bash experiments/contrastive_rewards/run.sh noise_20
 #   bash experiments/contrastive_rewards/run.sh noise_40
-#   bash experiments/contrastive_rewards/run.sh oracle          # GRPO on the exact scene reward: the upper bound
+#   bash experiments/contrastive_rewards/run.sh oracle          # GRPO on the exact scene reward: the upper bound,
+#                                                                # and the base's own samples (lr 0, one step)
 # Every policy starts from the shipped world v3.1 base; one reward model per noise level (seed 0) serves every
 # trainer and seed of that level, so the seeds vary the RL, not the reward model. Results: docs/rl.md.
 source "$(dirname "$0")/../claims/common.sh"
@@ -20,8 +21,11 @@ case "$PART" in
     MODEL=$STUDY/reward_models/noise_$NOISE/model
     [ -d "$MODEL" ] || { echo "no reward model at $MODEL: run 'bash $0 reward_models' first" >&2; exit 2; }
     vlmalign-train -m experiment=contrastive_rewards/ppo,contrastive_rewards/ppo_contrastive,contrastive_rewards/grpo,contrastive_rewards/rloo \
-      reward_model="$MODEL" "${COMMON[@]}" hydra.sweep.dir="$STUDY/$PART" ;;
+      ++reward_model="$MODEL" "${COMMON[@]}" hydra.sweep.dir="$STUDY/$PART" ;;
   oracle)
-    vlmalign-train -m experiment=contrastive_rewards/grpo_oracle "${COMMON[@]}" hydra.sweep.dir="$STUDY/oracle" ;;
+    vlmalign-train -m experiment=contrastive_rewards/grpo_oracle "${COMMON[@]}" hydra.sweep.dir="$STUDY/oracle"
+    # the starting policy's validation samples (the same draws every arm's validation makes, seeded by the seed)
+    vlmalign-train -m experiment=contrastive_rewards/grpo_oracle optimizer.lr=0 trainer.max_steps=1 \
+      trainer.val_check_interval=1 "${COMMON[@]}" hydra.sweep.dir="$STUDY/oracle_base" ;;
   *) echo "unknown part '$PART': reward_models, noise_0, noise_20, noise_40 or oracle" >&2; exit 2 ;;
 esac

@@ -45,7 +45,7 @@ from vlmalign.module import TrainingModule
 from vlmalign.objectives.base import Objective, ObjectiveOutput
 from vlmalign.objectives.policy_gradient import ROLLOUT_VIEW, PolicyGradientTerm
 from vlmalign.reference.base import NoReference, ReferencePolicy
-from vlmalign.rl.rewards import RewardFunction
+from vlmalign.rl.rewards import RewardFunction, scene_reward
 from vlmalign.rl.rollout import Rollout, RolloutSettings, collect_rollout
 from vlmalign.rl.rollout_log import rollout_rows, write_rollouts
 
@@ -184,6 +184,13 @@ class OnlineRLModule(TrainingModule):
 
 
 def rollout_metrics(rollout: Rollout, scores: Tensor) -> dict[str, Tensor]:
+    """Mean and spread of the reward the trainer learns from, response length, and, where the prompts carry their
+    scene (the shapes world), ``scene_reward``: the exact reward of the same samples, whatever the trainer's reward
+    is. A learned or noisy reward can rise while the exact one falls (reward hacking); this shows it."""
     lengths = torch.tensor([len(r) for r in rollout.responses], dtype=torch.float32)
-    return {"reward": scores.mean(), "reward_std": scores.std() if scores.numel() > 1 else scores.new_zeros(()),
-            "response_length": lengths.mean()}
+    metrics = {"reward": scores.mean(), "reward_std": scores.std() if scores.numel() > 1 else scores.new_zeros(()),
+               "response_length": lengths.mean()}
+    if all(prompt.scene is not None for prompt in rollout.prompts):
+        metrics["scene_reward"] = torch.tensor([scene_reward(rollout.prompt_of(row).scene, text)
+                                                for row, text in enumerate(rollout.texts)]).mean()
+    return metrics
