@@ -35,12 +35,17 @@ SIZES = {
 CASES = (("nsft", "none"), ("dpo", "frozen"), ("dpo", "precomputed"))
 
 
-def model_dir(size: str, cache_dir: str) -> str:
-    from vlmalign.models.loader import ensure_tiny_llava_checkpoint
+def size_spec(text_fields: dict):
+    """The benchmark model (``MODELS["issue9"]``) with the language model of ``text_fields`` (a ``SIZES`` entry)."""
     from vlmalign.models.tiny_llava import TinyLlavaSpec
 
-    spec = TinyLlavaSpec(**{**MODELS["issue9"], **SIZES[size]})
-    return str(ensure_tiny_llava_checkpoint(f"{cache_dir}/models", spec))
+    return TinyLlavaSpec(**{**MODELS["issue9"], **text_fields})
+
+
+def model_dir(size: str, cache_dir: str) -> str:
+    from vlmalign.models.loader import ensure_tiny_llava_checkpoint
+
+    return str(ensure_tiny_llava_checkpoint(f"{cache_dir}/models", size_spec(SIZES[size])))
 
 
 def crossover(results: list[dict]) -> str | None:

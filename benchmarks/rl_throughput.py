@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -60,15 +61,18 @@ class Case:
                 f"paths.cache_dir={cache_dir}", f"paths.output_dir={output_dir}"]
 
 
-def compose(case: Case, cache_dir: str, output_dir: str):
+def compose(case: Case, cache_dir: str, output_dir: str, extra: Sequence[str] = ()):
+    """The config ``vlmalign-train`` composes for ``case``, then ``extra`` overrides (a later override of the same key
+    or group wins: ``extra=["objective=ppo", "reference=none", ...]`` arranges other runs around the same case, as
+    ``benchmarks/rl_memory.py`` does)."""
     from vlmalign.utils.compose import compose_train
 
-    return compose_train(case.overrides(cache_dir, output_dir))
+    return compose_train([*case.overrides(cache_dir, output_dir), *extra])
 
 
 class StepClock(pl.Callback):
-    """Wall clock at the start of training and at each optimizer step's end (a batch is one optimizer step with
-    ``ppo_epochs`` 1), and each step's logged loss, mean reward and mean response length."""
+    """Wall clock at the start of training and at the end of each step (one rollout batch: ``ppo_epochs`` optimizer
+    steps, one with GRPO's default), and each step's logged loss, mean reward and mean response length."""
 
     def __init__(self) -> None:
         self.ends: list[float] = []
@@ -83,27 +87,32 @@ class StepClock(pl.Callback):
             values.append(float(trainer.callback_metrics[key]))
 
 
-def run_vlmalign(case: Case, cache_dir: str) -> dict:
-    """Train ``case`` with vlmalign's GRPO in this process and measure it."""
+def run_vlmalign(case: Case, cache_dir: str, extra: Sequence[str] = ()) -> dict:
+    """Train ``case`` with vlmalign's GRPO (or, with ``extra`` overrides, the online run they arrange) in this process
+    and measure it. The config must pass ``validate_run_config``, as a ``vlmalign-train`` run's does."""
     import torch
 
     from benchmarks.peers.rl_timing import GenerationTimer, peak_rss_mib, step_summary
     from vlmalign.job import build_module
     from vlmalign.pipelines.base_model import resolve_base
     from vlmalign.utils.instantiate import build
+    from vlmalign.validation import validate_run_config
 
     torch.set_num_threads(case.threads)
     with tempfile.TemporaryDirectory() as output_dir:
-        cfg = compose(case, cache_dir, output_dir)
+        cfg = compose(case, cache_dir, output_dir, extra)
         pl.seed_everything(cfg.seed)
-        baseline_rss = peak_rss_mib()  # interpreter + torch + transformers + Lightning, before any model exists
         # As vlmalign.job.TrainingJob.run builds a run, minus evaluation, validation, loggers and checkpoints.
         objective = build(cfg.objective, "objective")
+        validate_run_config(cfg, objective)
+        baseline_rss = peak_rss_mib()  # interpreter + torch + transformers + Lightning, before any model exists
         backbone = build(cfg.model, "model", **resolve_base(cfg))
         datamodule = build(cfg.data, "data", processor=backbone.processor, views=objective.views)
         module = build_module(cfg, backbone, objective)
         clock = StepClock()
-        trainer = build(cfg.trainer, "trainer", callbacks=[clock], logger=False, max_steps=case.warmup + case.steps,
+        epochs = cfg.objective.terms.policy_gradient.ppo_epochs  # max_steps counts optimizer steps
+        trainer = build(cfg.trainer, "trainer", callbacks=[clock], logger=False,
+                        max_steps=(case.warmup + case.steps) * epochs,
                         gradient_clip_val=None,  # the online trainer clips its own gradients (as in job.py)
                         limit_val_batches=0, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False)
@@ -112,7 +121,7 @@ def run_vlmalign(case: Case, cache_dir: str) -> dict:
         generation = GenerationTimer(backbone.core, [backbone.processor.tokenizer.eos_token_id])
         trainer.fit(module, datamodule=datamodule)
     return {"framework": "vlmalign", **step_summary(clock.ends, case.warmup, generation),
-            "baseline_rss_mib": baseline_rss,
+            "baseline_rss_mib": baseline_rss, "params": sum(p.numel() for p in backbone.parameters()),
             "trainable_params": sum(p.numel() for p in backbone.parameters() if p.requires_grad),
             "losses": clock.logged["train/loss"], "rewards": clock.logged["train/reward"],
             "completion_lengths": clock.logged["train/response_length"]}
@@ -156,14 +165,24 @@ def _child(argv: list[str], threads: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def median_run(runs: list[dict]) -> dict:
-    """The repeat with the median step time, its RSS growth over the bare interpreter and libraries, and every
-    repeat's step time and rollout tokens/s."""
-    ranked = sorted(runs, key=lambda r: r["median_step_s"])
-    median = ranked[(len(ranked) - 1) // 2]
-    return {**median, "rss_growth_mib": median["peak_rss_mib"] - median["baseline_rss_mib"],
-            "median_step_s_repeats": [r["median_step_s"] for r in runs],
-            "rollout_tokens_per_s_repeats": [r["rollout_tokens_per_s"] for r in runs]}
+def vlmalign_argv(case: Case, cache_dir: str, extra: Sequence[str] = ()) -> list[str]:
+    """The command line of vlmalign's side of ``case`` (``extra``: overrides after the case's, see ``compose``)."""
+    return ["-m", "benchmarks.rl_throughput", "--side", "vlmalign", "--cache-dir", cache_dir, *as_arguments(case),
+            *(f"--override={override}" for override in extra)]
+
+
+def measure_vlmalign(case: Case, cache_dir: str, extra: Sequence[str] = ()) -> dict:
+    """``run_vlmalign`` in a fresh process: its peak RSS is that run's alone."""
+    return _child(vlmalign_argv(case, cache_dir, extra), case.threads)
+
+
+def median_run(runs: list[dict], key: str = "median_step_s") -> dict:
+    """The repeat with the median ``key`` (step time; ``rss_growth_mib`` for memory), with each run's RSS growth over
+    the bare interpreter and libraries, and every repeat's step time, rollout tokens/s and RSS growth."""
+    runs = [{**r, "rss_growth_mib": r["peak_rss_mib"] - r["baseline_rss_mib"]} for r in runs]
+    median = sorted(runs, key=lambda r: r[key])[(len(runs) - 1) // 2]
+    return {**median, **{f"{field}_repeats": [r[field] for r in runs]
+                         for field in ("median_step_s", "rollout_tokens_per_s", "rss_growth_mib")}}
 
 
 def ratios(ours: dict, theirs: dict) -> dict:
@@ -186,18 +205,18 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=os.environ.get("VLMALIGN_CACHE"),
                         help="where the shipped SFT base is copied (default $VLMALIGN_CACHE, else a temp dir)")
     parser.add_argument("--side", choices=("vlmalign",), help=argparse.SUPPRESS)  # child process: one side
+    parser.add_argument("--override", action="append", default=[], help=argparse.SUPPRESS)  # the side's extra
     args = parser.parse_args()
     case = Case(**{field: getattr(args, field) for field in asdict(defaults)})
     cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="vlmalign-rl-bench-")
     if args.side:
-        print(json.dumps(run_vlmalign(case, cache_dir)))
+        print(json.dumps(run_vlmalign(case, cache_dir, args.override)))
         return
     import torch
     import transformers
 
     peer = None if args.no_peer else ["-m", "benchmarks.peers.trl_grpo", *peer_arguments(case, cache_dir)]
-    ours_argv = ["-m", "benchmarks.rl_throughput", "--side", "vlmalign", "--cache-dir", cache_dir,
-                 *as_arguments(case)]
+    ours_argv = vlmalign_argv(case, cache_dir)
     load_before = os.getloadavg()[0]  # other work on the machine: every figure below is only as good as this
     runs: dict[str, list[dict]] = {"vlmalign": [], "trl": []}
     for _ in range(args.repeat):  # alternating, so slow drift of the machine hits both sides alike
