@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,11 @@ import time
 from datetime import date
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import torch
+
+from benchmarks.process_memory import peak_rss_mib  # noqa: E402
 
 
 def build_dense(directory: Path) -> Path:
@@ -76,7 +79,7 @@ def time_case(path: str, moe: bool, steps: int, batch: int) -> dict:
             times.append(time.perf_counter() - start)
     return {**parameters(backbone.core), "step_s_median": statistics.median(times),
             "step_s_mean": statistics.fmean(times),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": peak_rss_mib()}
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import platform
-import resource
 import sys
 
 # Dense bf16 peak of one GPU, TFLOP/s, from the vendor's data sheets (without sparsity). The H200 is the H100's
@@ -69,7 +68,9 @@ def peak_memory() -> dict:
         allocated, reserved = torch.cuda.max_memory_allocated() / 2**30, torch.cuda.max_memory_reserved() / 2**30
         return {"peak_memory_gib": max(allocated, reserved), "peak_allocated_gib": allocated,
                 "peak_reserved_gib": reserved, "peak_memory_source": "cuda"}
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
+    from benchmarks.process_memory import peak_rss_mib
+
+    rss = peak_rss_mib() / 1024
     return {"peak_memory_gib": rss, "peak_memory_source": "rss"}
 
 

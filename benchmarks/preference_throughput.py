@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,10 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.process_memory import peak_rss_mib  # noqa: E402
 
 MODELS = {
     "issue9": dict(image_size=64, patch_size=8, vision_hidden=64, vision_layers=2, vision_heads=4,
@@ -60,10 +63,6 @@ class Case:
     @property
     def num_pairs(self) -> int:
         return self.batch_size * (self.steps + self.warmup)
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _from_conf(group: str, option: str, **overrides):
@@ -117,7 +116,7 @@ def run_case(case: Case, model_dir: str, cache_dir: str) -> dict:
     from vlmalign.module import AlignmentModule
 
     torch.manual_seed(0)
-    baseline_rss = _peak_rss_mib()  # interpreter + torch + transformers, before any model exists
+    baseline_rss = peak_rss_mib()  # interpreter + torch + transformers, before any model exists
     backbone = load_backbone(model_dir, lora={"enabled": case.lora, "r": 8, "alpha": 16})
     objective = _objective(case.objective)
     reference = _reference(case.reference, cache_dir)
@@ -157,7 +156,7 @@ def run_case(case: Case, model_dir: str, cache_dir: str) -> dict:
             times.append(elapsed)
             tokens += int(sum((v["labels"] != -100).sum() for v in batch["views"].values()))
     median = statistics.median(times)
-    peak = _peak_rss_mib()
+    peak = peak_rss_mib()
     return {**asdict(case), "framework": "vlmalign", "median_step_s": median,
             "pairs_per_s": case.batch_size / median, "response_tokens_per_s": tokens / sum(times),
             "peak_rss_mib": peak, "rss_growth_mib": peak - baseline_rss, "first_loss": first_loss,

@@ -92,7 +92,8 @@ def run_vlmalign(case: Case, cache_dir: str, extra: Sequence[str] = ()) -> dict:
     and measure it. The config must pass ``validate_run_config``, as a ``vlmalign-train`` run's does."""
     import torch
 
-    from benchmarks.peers.rl_timing import GenerationTimer, peak_rss_mib, step_summary
+    from benchmarks.peers.rl_timing import GenerationTimer, step_summary
+    from benchmarks.process_memory import peak_rss_mib
     from vlmalign.job import build_module
     from vlmalign.pipelines.base_model import resolve_base
     from vlmalign.utils.instantiate import build

@@ -7,29 +7,19 @@
   score and train on, not the padding a batched ``generate`` writes after a row has stopped.
 * RL step time: wall clock between consecutive ends of optimizer steps, so a step spans fetching its prompts,
   rollout, scoring, old/reference log-probs, loss, backward and the optimizer (``step_summary``).
-* Peak RSS of the process (each side runs in its own; ``peak_rss_mib`` says why not ``ru_maxrss``).
+* Peak RSS of the process (each side runs in its own; ``benchmarks/process_memory.peak_rss_mib`` says why not
+  ``ru_maxrss``).
 """
 
 from __future__ import annotations
 
-import resource
 import statistics
 import time
 from dataclasses import dataclass
 
 import torch
 
-
-def peak_rss_mib() -> float:
-    """This process's peak RSS. On Linux the kernel's high-water mark of this process's own memory (``VmHWM``), not
-    ``ru_maxrss``: a process started by ``subprocess`` begins with its parent's peak as its ``ru_maxrss`` (the
-    kernel carries it over at exec), so a child of a parent that built a model would report the parent's peak as
-    its own baseline."""
-    try:
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024  # KiB
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+from benchmarks.process_memory import peak_rss_mib
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,6 @@ import contextlib
 import gc
 import math
 import os
-import resource
 import statistics
 import sys
 import time
@@ -80,6 +79,7 @@ from dataclasses import dataclass, field
 import torch
 
 from benchmarks import device_metrics
+from benchmarks.process_memory import peak_rss_mib
 
 # Nothing may be downloaded or reported at run time; set before transformers/trl are imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -115,10 +115,6 @@ def shapes_pairs(num_pairs: int, seed: int = 0, image_size: int = 64) -> list[di
     return pairs
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
 def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: int, warmup: int,
                 beta: float = 0.1, lr: float = 1e-5, precompute_ref: bool = False, seed: int = 0,
                 group_by_length: bool = False, output_dir: str, gpu: bool = False, bf16: bool = False,
@@ -135,7 +131,7 @@ def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: in
     if len(pairs) < batch_size:
         raise ValueError(f"{len(pairs)} pairs cannot fill one batch of {batch_size}")
     peak, peak_source = device_metrics.peak_tflops(peak_tflops)  # an unknown GPU fails now, not after training
-    baseline_rss = _peak_rss_mib()  # interpreter + torch + transformers + trl, before any model exists
+    baseline_rss = peak_rss_mib()  # interpreter + torch + transformers + trl, before any model exists
 
     class PrecomputedRefDPOTrainer(DPOTrainer):
         """The patch (module docstring): precompute through TRL's own path, which __init__ refuses for images."""
@@ -229,7 +225,7 @@ def run_trl_dpo(model_dir: str, pairs: list[dict], *, batch_size: int, steps: in
         "peak_tflops_source": peak_source,
         "mfu": device_metrics.mfu(flops, median, 1, peak),
         **device_metrics.peak_memory(),
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
         "torch_threads": torch.get_num_threads(),
         "baseline_rss_mib": baseline_rss,
         "precompute_s": precompute_s,

@@ -118,7 +118,8 @@ def run_trl_grpo(model_dir: str, rows: list[dict], scenes, settings: GRPOSetting
     from trl import GRPOConfig, GRPOTrainer, __version__
 
     from benchmarks.peers.hf_step_timer import StepTimer
-    from benchmarks.peers.rl_timing import GenerationTimer, peak_rss_mib, step_summary
+    from benchmarks.peers.rl_timing import GenerationTimer, step_summary
+    from benchmarks.process_memory import peak_rss_mib
 
     s = settings
     if len(rows) < s.num_scenes:
