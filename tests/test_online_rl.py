@@ -3,20 +3,22 @@ and REINFORCE++ steps end to end, and the bad inputs refused before any rollout.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import pytorch_lightning as pl
 import torch
 
 from vlmalign.data.shapes import CAPTION_PROMPTS, world_spec
 from vlmalign.data.shapes_prompts import ShapesPromptDataModule, ShapesPromptDataset
-from vlmalign.errors import ConfigError
+from vlmalign.errors import ConfigError, DataError
 from vlmalign.models import load_backbone
 from vlmalign.models.logprobs import IGNORE_INDEX
 from vlmalign.models.reward_model import RewardModel, save_reward_model
 from vlmalign.objectives import Objective, PolicyGradientTerm
 from vlmalign.reference import FrozenCopyReference, NoReference, PrecomputedReference
 from vlmalign.rl.online_module import OnlineRLModule
-from vlmalign.rl.rewards import ModelReward, SceneReward, scene_reward
+from vlmalign.rl.rewards import ModelReward, SceneReward, scene_reward, scene_scores
 from vlmalign.rl.rollout import RolloutSettings, collect_rollout
 
 WORLD = {"image_size": 32}
@@ -52,6 +54,19 @@ def test_scene_reward_is_covered_minus_hallucinated_objects():
     others = [o for o in scene.objects if o.shape == wrong]
     assert scene_reward(scene, f"a {obj.color} {obj.shape} and a {wrong} .") == (2.0 if others else 0.0)
     assert scene_reward(scene, "") == 0.0
+
+
+def test_the_scene_reward_of_a_rollout_and_prompts_without_a_scene(tiny_checkpoint):
+    policy = load_backbone(str(tiny_checkpoint))
+    prompts = _prompts(2)
+    settings = RolloutSettings(group_size=2, max_new_tokens=6)
+    rollout = collect_rollout(policy, prompts, settings, step=0)
+    expected = [scene_reward(rollout.prompt_of(row).scene, text) for row, text in enumerate(rollout.texts)]
+    assert scene_scores(rollout) == expected and SceneReward()(rollout).tolist() == expected
+    sceneless = collect_rollout(policy, [prompts[0], dataclasses.replace(prompts[1], scene=None)], settings, step=0)
+    assert scene_scores(sceneless) is None  # other data: no exact reward to log
+    with pytest.raises(DataError, match=f"prompt '{prompts[1].sample_id}' has none"):
+        SceneReward()(sceneless)
 
 
 def test_prompt_batches_pass_the_precision_plugins_of_deepspeed_and_half_precision():

@@ -32,7 +32,7 @@ from vlmalign.errors import ConfigError
 from vlmalign.models.backbone import VisionLanguageBackbone
 from vlmalign.models.weights import tokenizer_digest, weights_digest
 from vlmalign.objectives.functional_rl import contrastive_rewards
-from vlmalign.rl.rewards import RewardFunction, scene_reward
+from vlmalign.rl.rewards import RewardFunction, scene_scores
 from vlmalign.rl.rollout import Rollout, RolloutSettings, collect_rollout
 from vlmalign.utils.files import build_once, fingerprint
 
@@ -90,9 +90,9 @@ class ContrastiveReward(RewardFunction):
                 rollout = collect_rollout(policy, batch, sampling, step=baseline_step(chunk))
                 grouped = self.base(rollout).float().view(len(batch), self.k).tolist()
                 scores.update({p.sample_id: row for p, row in zip(batch, grouped)})
-                if all(p.scene is not None for p in batch):
-                    oracle.update({p.sample_id: [scene_reward(p.scene, rollout.texts[i * self.k + j])
-                                                 for j in range(self.k)] for i, p in enumerate(batch)})
+                exact = scene_scores(rollout)
+                if exact is not None:
+                    oracle.update({p.sample_id: exact[i * self.k : (i + 1) * self.k] for i, p in enumerate(batch)})
             stored = {"identity": identity, "scores": scores, "oracle": oracle if len(oracle) == len(scores) else {}}
             (scratch / BASELINE_FILE).write_text(json.dumps(stored) + "\n")
 

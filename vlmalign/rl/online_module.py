@@ -45,7 +45,7 @@ from vlmalign.module import TrainingModule
 from vlmalign.objectives.base import Objective, ObjectiveOutput
 from vlmalign.objectives.policy_gradient import ROLLOUT_VIEW, PolicyGradientTerm
 from vlmalign.reference.base import NoReference, ReferencePolicy
-from vlmalign.rl.rewards import RewardFunction, scene_reward
+from vlmalign.rl.rewards import RewardFunction, scene_scores
 from vlmalign.rl.rollout import Rollout, RolloutSettings, collect_rollout
 from vlmalign.rl.rollout_log import rollout_rows, write_rollouts
 
@@ -190,7 +190,7 @@ def rollout_metrics(rollout: Rollout, scores: Tensor) -> dict[str, Tensor]:
     lengths = torch.tensor([len(r) for r in rollout.responses], dtype=torch.float32)
     metrics = {"reward": scores.mean(), "reward_std": scores.std() if scores.numel() > 1 else scores.new_zeros(()),
                "response_length": lengths.mean()}
-    if all(prompt.scene is not None for prompt in rollout.prompts):
-        metrics["scene_reward"] = torch.tensor([scene_reward(rollout.prompt_of(row).scene, text)
-                                                for row, text in enumerate(rollout.texts)]).mean()
+    exact = scene_scores(rollout)
+    if exact is not None:
+        metrics["scene_reward"] = torch.tensor(exact).mean()
     return metrics

@@ -34,6 +34,14 @@ def scene_reward(scene: Scene, text: str) -> float:
     return float(len(score.covered) - len(score.hallucinated))
 
 
+def scene_scores(rollout: Rollout) -> list[float] | None:
+    """The exact scene reward of every response of ``rollout``, in row order; None when a prompt carries no scene
+    (data other than the shapes world)."""
+    if any(prompt.scene is None for prompt in rollout.prompts):
+        return None
+    return [scene_reward(rollout.prompt_of(row).scene, text) for row, text in enumerate(rollout.texts)]
+
+
 class RewardFunction:
     """Scores (B,) of a rollout's responses, on the rollout batch's device. ``check_policy`` runs when the online
     trainer is built, before any rollout."""
@@ -62,14 +70,11 @@ class SceneReward(RewardFunction):
     name = "scene"
 
     def __call__(self, rollout: Rollout) -> Tensor:
-        scores = []
-        for row, text in enumerate(rollout.texts):
-            scene = rollout.prompt_of(row).scene
-            if scene is None:
-                raise DataError(f"reward=scene scores captions against their scene, but prompt "
-                                f"{rollout.prompt_of(row).sample_id!r} has none; use data=shapes_prompts or "
-                                "reward=model")
-            scores.append(scene_reward(scene, text))
+        scores = scene_scores(rollout)
+        if scores is None:
+            unscened = next(prompt for prompt in rollout.prompts if prompt.scene is None)
+            raise DataError(f"reward=scene scores captions against their scene, but prompt {unscened.sample_id!r} "
+                            "has none; use data=shapes_prompts or reward=model")
         return torch.tensor(scores, device=_device(rollout))
 
 
