@@ -103,3 +103,15 @@ def test_every_rlaifv_pipeline_composes(launched, tmp_path):
         cfg = compose_app("rlaifv", member["overrides"], tmp_path)
         rounds, per_round = cfg.rounds, cfg.instructions.per_round
         assert rounds * per_round == 1200  # equal instructions whatever the number of rounds
+
+
+def test_a_contrastive_rewards_part_without_its_reward_model_or_an_unknown_part_is_refused(tmp_path):
+    # the noise parts need the reward_models part's model/ folders; said before anything is launched
+    env = {**os.environ, "CLAIMS_OUT": str(tmp_path)}
+    script = ["bash", "experiments/contrastive_rewards/run.sh"]
+    done = subprocess.run([*script, "noise_20"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "no reward model at" in done.stderr and "reward_models/noise_0.2/model" in done.stderr
+    assert "run.sh reward_models' first" in done.stderr
+    done = subprocess.run([*script, "noise_30"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "unknown part 'noise_30'" in done.stderr
